@@ -1,0 +1,5 @@
+import sys
+
+from twinbridge.cli import main
+
+sys.exit(main())

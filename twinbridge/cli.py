@@ -1,0 +1,40 @@
+"""Command dispatcher: every module in ``twinbridge.commands`` contributes one sub-command.
+
+A command module defines ``register(subparsers)`` which adds its parser and sets ``handler`` as a default:
+``handler(args) -> int`` returns the process exit code. Discovery keeps this file free of per-command edits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import twinbridge.commands as commands_pkg
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m twinbridge",
+        description="twinbridge: IoT Hub → Azure Digital Twins tooling (replay, filters, local host, simulator, bench).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands_pkg.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""One module per ``python -m twinbridge`` sub-command (discovered by twinbridge.cli)."""
