@@ -18,7 +18,7 @@ import twinbridge.commands as commands_pkg
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m twinbridge",
-        description="twinbridge: IoT Hub → Azure Digital Twins tooling (replay, filters, local host, simulator, bench).",
+        description="twinbridge: IoT Hub → Azure Digital Twins tooling (replay, filters, host, simulate, bench).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

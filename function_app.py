@@ -1,0 +1,8 @@
+"""The Function App: builds the FunctionApp and registers the doors' blueprints. Nothing else lives here."""
+
+import azure.functions as func
+
+from functions.ingest_iothub_events import bp as ingest_iothub_events
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(ingest_iothub_events)

@@ -1,0 +1,161 @@
+"""Azure Digital Twins through ``azure-digitaltwins-core`` (managed identity via DefaultAzureCredential).
+
+Retries are azure-core's own RetryPolicy, tuned so that one invocation stays well under Event Grid's 30 s
+deadline (3 retries, back-off capped at 4 s, 429 ``Retry-After`` honoured, absolute timeout 20 s); no second retry
+loop is stacked on top. What is left after that budget becomes a ``TransientError`` so the broker redelivers.
+
+A write whose response was lost (read timeout after sending: azure-core does not retry PATCH then) may or may not
+have been applied; it is reported as ``TwinConflict`` so the applier re-reads the twin and re-plans. Patches hold
+absolute values and are conditional on the ETag, so that resolves it either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.digitaltwins.core import DigitalTwinsClient
+
+from shared.errors import Code, TransientError
+from shared.ports import TwinConflict, TwinMissing, TwinRejected
+
+# azure-core RetryPolicy settings (constructor kwargs of every azure-core client).
+RETRY_SETTINGS: dict[str, Any] = {
+    "retry_total": 3,
+    "retry_backoff_factor": 0.5,
+    "retry_backoff_max": 4,
+    "timeout": 20,  # absolute seconds across all retries of one call
+    "connection_timeout": 5,
+    "read_timeout": 10,
+}
+
+
+def _etag_from_headers(_response: Any, _deserialized: Any, headers: dict[str, str]) -> str | None:
+    return headers.get("ETag")
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    if isinstance(exc, ResourceModifiedError | ResourceExistsError):
+        return TwinConflict(f"{what}: precondition failed")
+    if isinstance(exc, ServiceResponseError):
+        return TwinConflict(f"{what}: no response, outcome unknown ({exc.__class__.__name__})")
+    if isinstance(exc, ServiceRequestError):
+        return TransientError(Code.ADT_UNAVAILABLE, f"{what}: cannot reach Azure Digital Twins: {exc}")
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        code = (exc.error.code if exc.error is not None else None) or str(status)
+        if status == 412:
+            return TwinConflict(f"{what}: precondition failed")
+        if status == 404:
+            return TwinMissing(f"{what}: {code}")
+        if status == 429:
+            return TransientError(Code.ADT_THROTTLED, f"{what}: throttled past the retry budget")
+        if status in (400, 409, 413, 422):
+            return TwinRejected(code, (exc.message or str(exc))[:500])
+        if status in (401, 403):
+            return TransientError(Code.ADT_UNAVAILABLE,
+                                  f"{what}: {status} — check the identity's Azure Digital Twins Data Owner role")
+        return TransientError(Code.ADT_UNAVAILABLE, f"{what}: HTTP {status} {code}")
+    return exc
+
+
+class AdtTwinStore:
+    def __init__(self, client: DigitalTwinsClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str, credential: TokenCredential | None = None, **client_kwargs: Any) -> AdtTwinStore:
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        return cls(DigitalTwinsClient(url, credential, **{**RETRY_SETTINGS, **client_kwargs}))
+
+    def get_twin(self, twin_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.client.get_digital_twin(twin_id))
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:
+            raise _translate(exc, f"GET {twin_id}") from exc
+
+    def create_twin(self, twin_id: str, document: dict[str, Any]) -> str:
+        try:
+            created = self.client.upsert_digital_twin(twin_id, document, match_condition=MatchConditions.IfMissing)
+        except Exception as exc:
+            raise _translate(exc, f"PUT {twin_id}") from exc
+        return str(created.get("$etag", ""))
+
+    def patch_twin(self, twin_id: str, patch: list[dict[str, Any]], etag: str) -> str:
+        try:
+            new_etag = self.client.update_digital_twin(
+                twin_id, patch, etag=etag, match_condition=MatchConditions.IfNotModified, cls=_etag_from_headers)
+        except Exception as exc:
+            raise _translate(exc, f"PATCH {twin_id}") from exc
+        return str(new_etag or "")
+
+    def delete_twin(self, twin_id: str, etag: str | None = None) -> None:
+        """ADT refuses to delete a twin with relationships (400 RelationshipsNotDeleted): remove them first."""
+        try:
+            for rel in self.list_relationships(twin_id):
+                self._delete_relationship_if_present(twin_id, rel["$relationshipId"])
+            for incoming in self.list_incoming_relationships(twin_id):
+                self._delete_relationship_if_present(incoming["$sourceId"], incoming["$relationshipId"])
+            if etag:
+                self.client.delete_digital_twin(twin_id, etag=etag, match_condition=MatchConditions.IfNotModified)
+            else:
+                self.client.delete_digital_twin(twin_id)
+        except ResourceNotFoundError:
+            return
+        except (TwinMissing, TwinConflict, TwinRejected, TransientError):
+            raise
+        except Exception as exc:
+            raise _translate(exc, f"DELETE {twin_id}") from exc
+
+    def _delete_relationship_if_present(self, source: str, relationship_id: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self.client.delete_relationship(source, relationship_id)
+
+    def list_twins(self) -> Iterator[dict[str, Any]]:
+        try:
+            yield from (dict(t) for t in self.client.query_twins("SELECT * FROM digitaltwins"))
+        except Exception as exc:
+            raise _translate(exc, "query twins") from exc
+
+    def list_relationships(self, twin_id: str) -> list[dict[str, Any]]:
+        try:
+            return [dict(r) for r in self.client.list_relationships(twin_id)]
+        except Exception as exc:
+            raise _translate(exc, f"list relationships of {twin_id}") from exc
+
+    def list_incoming_relationships(self, twin_id: str) -> list[dict[str, Any]]:
+        try:
+            return [{"$relationshipId": r.relationship_id, "$sourceId": r.source_id,
+                     "$relationshipName": r.relationship_name, "$targetId": twin_id}
+                    for r in self.client.list_incoming_relationships(twin_id)]
+        except Exception as exc:
+            raise _translate(exc, f"list incoming relationships of {twin_id}") from exc
+
+    def upsert_relationship(self, twin_id: str, relationship_id: str, relationship: dict[str, Any]) -> str:
+        try:
+            stored = self.client.upsert_relationship(twin_id, relationship_id, relationship)
+        except Exception as exc:
+            raise _translate(exc, f"PUT relationship {twin_id}/{relationship_id}") from exc
+        return str(stored.get("$etag", ""))
+
+    def delete_relationship(self, twin_id: str, relationship_id: str) -> None:
+        try:
+            self.client.delete_relationship(twin_id, relationship_id)
+        except Exception as exc:
+            raise _translate(exc, f"DELETE relationship {twin_id}/{relationship_id}") from exc

@@ -1,0 +1,231 @@
+"""The embedded twin graph: Azure Digital Twins' data-plane semantics, in memory or persisted to SQLite.
+
+The default TwinStore when no ADT instance is configured, so the app runs on a laptop. What it honours, as ADT
+does (azure-facts §4): weak ETags that change on every write; create-only PUT (If-None-Match: *) → conflict;
+PATCH with If-Match → 412 on mismatch, 404 on a missing twin; JSON Patch ``add``/``replace``/``remove`` with
+``replace``/``remove`` of a missing property refused (JsonPatchInvalid); model validation against the DTDL
+catalog (ValidationFailed); deleting a twin that still has relationships → 400 RelationshipsNotDeleted.
+"""
+
+from __future__ import annotations
+
+import copy
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shared.dtdl import ModelCatalog
+from shared.ports import TwinConflict, TwinMissing, TwinRejected
+
+Twin = dict[str, Any]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _etag() -> str:
+    return f'W/"{uuid.uuid4()}"'
+
+
+def _user_properties(twin: Twin) -> dict[str, Any]:
+    return {k: v for k, v in twin.items() if not k.startswith("$")}
+
+
+class EmbeddedTwinGraph:
+    def __init__(self, catalog: ModelCatalog | None = None, path: str | Path | None = None,
+                 require_models: bool = True) -> None:
+        self.catalog = catalog or ModelCatalog()
+        self.require_models = require_models and bool(self.catalog.models)
+        self._twins: dict[str, Twin] = {}
+        self._relationships: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self.calls: dict[str, int] = {"get": 0, "create": 0, "patch": 0, "delete": 0}
+        if path is not None:
+            self._open(Path(path))
+
+    # ---- TwinStore port -------------------------------------------------------------------------------------
+    def get_twin(self, twin_id: str) -> Twin | None:
+        with self._lock:
+            self.calls["get"] += 1
+            twin = self._twins.get(twin_id)
+            return copy.deepcopy(twin) if twin is not None else None
+
+    def create_twin(self, twin_id: str, document: dict[str, Any]) -> str:
+        with self._lock:
+            self.calls["create"] += 1
+            if twin_id in self._twins:
+                raise TwinConflict(f"twin {twin_id} already exists (If-None-Match: *)")
+            model = document.get("$metadata", {}).get("$model")
+            if not isinstance(model, str):
+                raise TwinRejected("ValidationFailed", "$metadata.$model is required")
+            props = _user_properties(document)
+            self._validate(model, props)
+            now = _now()
+            twin: Twin = {"$dtId": twin_id, "$etag": _etag(),
+                          "$metadata": {"$model": model, "$lastUpdateTime": now,
+                                        **{name: {"lastUpdateTime": now} for name in props}}}
+            twin.update(copy.deepcopy(props))
+            self._twins[twin_id] = twin
+            self._persist_twin(twin)
+            return str(twin["$etag"])
+
+    def patch_twin(self, twin_id: str, patch: list[dict[str, Any]], etag: str) -> str:
+        with self._lock:
+            self.calls["patch"] += 1
+            current = self._twins.get(twin_id)
+            if current is None:
+                raise TwinMissing(f"DigitalTwinNotFound: {twin_id}")
+            if etag != "*" and etag != current["$etag"]:
+                raise TwinConflict(f"PreconditionFailed: {twin_id} has changed (If-Match)")
+            updated = copy.deepcopy(current)
+            now = _now()
+            for op in patch:
+                self._apply_op(updated, op, now)
+            self._validate(updated["$metadata"]["$model"], _user_properties(updated))
+            updated["$etag"] = _etag()
+            updated["$metadata"]["$lastUpdateTime"] = now
+            self._twins[twin_id] = updated
+            self._persist_twin(updated)
+            return str(updated["$etag"])
+
+    def delete_twin(self, twin_id: str, etag: str | None = None) -> None:
+        """Relationships first (both directions), then the twin; a missing twin is already deleted."""
+        with self._lock:
+            for source, rel_id in [k for k, r in self._relationships.items()
+                                   if k[0] == twin_id or r["$targetId"] == twin_id]:
+                self.delete_relationship(source, rel_id)
+            self.delete_twin_only(twin_id, etag)
+
+    def delete_twin_only(self, twin_id: str, etag: str | None = None) -> None:
+        """The raw DELETE: 400 RelationshipsNotDeleted while any relationship remains, as in ADT."""
+        with self._lock:
+            self.calls["delete"] += 1
+            current = self._twins.get(twin_id)
+            if current is None:
+                return
+            if etag not in (None, "*") and etag != current["$etag"]:
+                raise TwinConflict(f"PreconditionFailed: {twin_id} has changed (If-Match)")
+            if any(k[0] == twin_id or r["$targetId"] == twin_id for k, r in self._relationships.items()):
+                raise TwinRejected("RelationshipsNotDeleted", f"{twin_id} still has relationships")
+            del self._twins[twin_id]
+            if self._db is not None:
+                self._db.execute("DELETE FROM twins WHERE id = ?", (twin_id,))
+                self._db.commit()
+
+    def list_twins(self) -> Iterator[Twin]:
+        with self._lock:
+            twins = [copy.deepcopy(t) for t in self._twins.values()]
+        return iter(sorted(twins, key=lambda t: str(t["$dtId"])))
+
+    def list_relationships(self, twin_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(r) for k, r in self._relationships.items() if k[0] == twin_id]
+
+    def list_incoming_relationships(self, twin_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(r) for r in self._relationships.values() if r["$targetId"] == twin_id]
+
+    def upsert_relationship(self, twin_id: str, relationship_id: str, relationship: dict[str, Any]) -> str:
+        with self._lock:
+            if twin_id not in self._twins:
+                raise TwinMissing(f"DigitalTwinNotFound: {twin_id}")
+            target = relationship.get("$targetId")
+            if target not in self._twins:
+                raise TwinRejected("TargetTwinNotFound", f"target twin {target!r} does not exist")
+            if target == twin_id:
+                raise TwinRejected("OperationNotAllowed", "a relationship cannot target its own source")
+            stored = {**copy.deepcopy(relationship), "$relationshipId": relationship_id, "$sourceId": twin_id,
+                      "$etag": _etag()}
+            self._relationships[(twin_id, relationship_id)] = stored
+            self._persist_relationship(twin_id, relationship_id, stored)
+            return str(stored["$etag"])
+
+    def delete_relationship(self, twin_id: str, relationship_id: str) -> None:
+        with self._lock:
+            if self._relationships.pop((twin_id, relationship_id), None) is None:
+                raise TwinMissing(f"RelationshipNotFound: {twin_id}/{relationship_id}")
+            if self._db is not None:
+                self._db.execute("DELETE FROM relationships WHERE source = ? AND id = ?", (twin_id, relationship_id))
+                self._db.commit()
+
+    # ---- JSON Patch and validation ---------------------------------------------------------------------------
+    def _apply_op(self, twin: Twin, op: dict[str, Any], now: str) -> None:
+        kind, pointer = op.get("op"), op.get("path")
+        if kind not in ("add", "replace", "remove") or not isinstance(pointer, str) or not pointer.startswith("/"):
+            raise TwinRejected("JsonPatchInvalid", f"unsupported operation {op!r}")
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+        if parts == ["$metadata", "$model"] and kind == "replace":
+            twin["$metadata"]["$model"] = op.get("value")
+            return
+        if parts[0].startswith("$"):
+            raise TwinRejected("JsonPatchInvalid", f"{pointer} is not writable")
+        parent: Any = twin
+        for part in parts[:-1]:
+            if not isinstance(parent, dict) or part not in parent:
+                raise TwinRejected("JsonPatchInvalid", f"{pointer}: parent does not exist")
+            parent = parent[part]
+        leaf = parts[-1]
+        if not isinstance(parent, dict):
+            raise TwinRejected("JsonPatchInvalid", f"{pointer}: parent is not an object")
+        if kind in ("replace", "remove") and leaf not in parent:
+            raise TwinRejected("JsonPatchInvalid", f"{pointer}: cannot {kind} a property that is not set")
+        if kind == "remove":
+            del parent[leaf]
+            if len(parts) == 1:
+                twin["$metadata"].pop(leaf, None)
+            return
+        if "value" not in op:
+            raise TwinRejected("JsonPatchInvalid", f"{pointer}: {kind} needs a value")
+        parent[leaf] = copy.deepcopy(op["value"])
+        twin["$metadata"][parts[0]] = {"lastUpdateTime": now}
+
+    def _validate(self, model: str, props: dict[str, Any]) -> None:
+        if not self.catalog.knows(model):
+            if self.require_models:
+                raise TwinRejected("ValidationFailed", f"model {model} is not uploaded")
+            return
+        for name, value in props.items():
+            declared = self.catalog.property_type(model, (name,))
+            if declared is None:
+                raise TwinRejected("ValidationFailed", f"{name} is not a property of {model}")
+            if declared.component_model is None and not declared.accepts(value):
+                raise TwinRejected("ValidationFailed",
+                                   f"{name}: {type(value).__name__} does not match {declared.schema}")
+
+    # ---- SQLite persistence (write-through) -------------------------------------------------------------------
+    def _open(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute("CREATE TABLE IF NOT EXISTS twins (id TEXT PRIMARY KEY, body BLOB NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS relationships "
+                         "(source TEXT, id TEXT, body BLOB NOT NULL, PRIMARY KEY (source, id))")
+        self._db.commit()
+        for twin_id, body in self._db.execute("SELECT id, body FROM twins"):
+            self._twins[twin_id] = orjson.loads(body)
+        for source, rel_id, body in self._db.execute("SELECT source, id, body FROM relationships"):
+            self._relationships[(source, rel_id)] = orjson.loads(body)
+
+    def _persist_twin(self, twin: Twin) -> None:
+        if self._db is not None:
+            self._db.execute("INSERT OR REPLACE INTO twins (id, body) VALUES (?, ?)",
+                             (twin["$dtId"], orjson.dumps(twin)))
+            self._db.commit()
+
+    def _persist_relationship(self, source: str, rel_id: str, body: dict[str, Any]) -> None:
+        if self._db is not None:
+            self._db.execute("INSERT OR REPLACE INTO relationships (source, id, body) VALUES (?, ?, ?)",
+                             (source, rel_id, orjson.dumps(body)))
+            self._db.commit()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

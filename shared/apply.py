@@ -1,0 +1,167 @@
+"""Apply one twin's intents from a batch: merge into the shadow, commit it, make the twin show it.
+
+The protocol, and why it is safe with several instances and redeliveries:
+
+1. Read the twin (its ETag), *then* the shadow. Merge the intents. Commit the shadow conditionally (insert, or
+   replace if its etag still matches); on conflict start again. The shadow commit is the linearisation point.
+2. Write the twin so it shows the *whole* shadow (not just this batch's part), conditionally on the ETag read in
+   step 1. On 412 re-read the twin then the shadow and re-plan.
+
+A writer whose view is stale cannot win: any shadow commit made before its shadow read is in its projection; any
+twin write made after its twin read changes the ETag and makes its write fail. So the twin only ever moves
+forward, and the last successful write shows the latest shadow. A crash between the two steps leaves the shadow
+ahead of the twin; the redelivered batch merges nothing new but still writes the projection: that is the repair.
+Applying a batch twice writes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from shared.config import MissingTwinPolicy
+from shared.errors import Code, Outcome, PermanentError, TransientError
+from shared.freshness import Change, Intent, Shadow, merge, undo
+from shared.plan import TwinAction, desired_properties, plan, wants_twin
+from shared.ports import StateConflict, StateStore, TwinConflict, TwinMissing, TwinRejected, TwinStore
+
+log = logging.getLogger("twinbridge.apply")
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(slots=True)
+class Decision:
+    outcome: Outcome
+    error: PermanentError | TransientError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    connection_path: tuple[str, ...] | None
+    connection_values: dict[bool, str]
+    policy: MissingTwinPolicy
+    max_patch_bytes: int
+
+
+class TwinApplier:
+    def __init__(self, twins: TwinStore, state: StateStore, projection: Projection) -> None:
+        self.twins = twins
+        self.state = state
+        self.projection = projection
+        self.writes = 0  # twin writes made (create, patch chunk, delete), for metrics and benchmarks
+
+    def apply(self, twin_id: str, model_id: str, intents: list[Intent]) -> list[Decision]:
+        """One decision per intent, in the order given. Raises TransientError (the whole group must come again)."""
+        # Lifecycle first: a DeviceCreated later in the same batch must count when deciding about telemetry.
+        order = sorted(range(len(intents)), key=lambda i: not intents[i].lifecycle)
+        decisions: list[Decision] = [Decision(Outcome.STALE)] * len(intents)
+        changes: list[Change] = []
+        twin = None
+        for _ in range(MAX_ATTEMPTS):
+            twin = self.twins.get_twin(twin_id)
+            shadow, etag = self._load(twin_id, model_id)
+            changes = []
+            for i in order:
+                decisions[i] = self._merge_one(shadow, intents[i], twin is not None, changes)
+            if not changes:
+                break
+            try:
+                self._save(shadow, etag)
+                break
+            except StateConflict:
+                continue
+        else:
+            raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"state of {twin_id} kept changing under us")
+        try:
+            self._write(twin_id, model_id, twin)
+        except TwinRejected as exc:
+            self._revert(twin_id, model_id, changes)
+            error = PermanentError.at(Code.TWIN_REJECTED, "", f"Digital Twins refused the write to {twin_id}: {exc}")
+            decisions = [Decision(Outcome.QUARANTINED, error) if d.outcome is Outcome.APPLIED else d
+                         for d in decisions]
+            self._write(twin_id, model_id, None, tolerate_rejection=True)
+        return decisions
+
+    def _merge_one(self, shadow: Shadow, intent: Intent, twin_exists: bool, changes: list[Change]) -> Decision:
+        policy = self.projection.policy
+        if (not intent.lifecycle and policy is not MissingTwinPolicy.CREATE
+                and not wants_twin(shadow, twin_exists, MissingTwinPolicy.QUARANTINE)):
+            if policy is MissingTwinPolicy.RETRY:
+                return Decision(Outcome.RETRY, TransientError(Code.TWIN_NOT_READY,
+                                                              f"twin {intent.twin_id} does not exist yet"))
+            return Decision(Outcome.QUARANTINED, PermanentError.at(
+                Code.TWIN_NOT_FOUND, "subject", f"twin {intent.twin_id} does not exist (missing_twin: quarantine)"))
+        outcome, made = merge(shadow, intent)
+        changes.extend(made)
+        return Decision(outcome)
+
+    def _write(self, twin_id: str, model_id: str, twin: dict[str, object] | None, *,
+               tolerate_rejection: bool = False) -> None:
+        fresh = twin is not None
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt or not fresh:
+                twin = self.twins.get_twin(twin_id)  # twin first, then the shadow: see the module docstring
+            shadow, _ = self._load(twin_id, model_id)
+            action = plan(shadow, twin, wants_twin(shadow, twin is not None, self.projection.policy),
+                          _properties(shadow, self.projection), self.projection.max_patch_bytes)
+            try:
+                self._execute(twin_id, twin, action)
+                return
+            except (TwinConflict, TwinMissing):
+                continue
+            except TwinRejected:
+                if tolerate_rejection:
+                    log.error("twin %s still refuses the reverted state; left as is", twin_id)
+                    return
+                raise
+        raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"twin {twin_id} kept changing under us")
+
+    def _execute(self, twin_id: str, twin: dict[str, object] | None, action: TwinAction) -> None:
+        if action.kind == "none":
+            return
+        if action.kind == "create":
+            self.writes += 1
+            self.twins.create_twin(twin_id, action.document)
+        elif action.kind == "delete":
+            self.writes += 1
+            self.twins.delete_twin(twin_id, _etag(twin))
+        else:
+            etag = _etag(twin)
+            assert etag is not None
+            for chunk in action.patches:
+                self.writes += 1
+                etag = self.twins.patch_twin(twin_id, chunk, etag)
+
+    def _revert(self, twin_id: str, model_id: str, changes: list[Change]) -> None:
+        for _ in range(MAX_ATTEMPTS):
+            shadow, etag = self._load(twin_id, model_id)
+            if not undo(shadow, changes):
+                return
+            try:
+                self._save(shadow, etag)
+                return
+            except StateConflict:
+                continue
+        raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"could not revert the state of {twin_id}")
+
+    def _load(self, twin_id: str, model_id: str) -> tuple[Shadow, str | None]:
+        loaded = self.state.load(twin_id)
+        if loaded is None:
+            return Shadow(twin_id, model_id), None
+        shadow, etag = loaded
+        return shadow.copy(), etag
+
+    def _save(self, shadow: Shadow, etag: str | None) -> None:
+        self.state.save(shadow, etag)
+
+
+def _properties(shadow: Shadow, projection: Projection) -> dict[tuple[str, ...], object]:
+    return desired_properties(shadow, projection.connection_path, projection.connection_values)
+
+
+def _etag(twin: dict[str, object] | None) -> str | None:
+    if twin is None:
+        return None
+    value = twin.get("$etag")
+    return value if isinstance(value, str) else None

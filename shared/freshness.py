@@ -1,0 +1,152 @@
+"""Freshness: which event wins, per twin and per field, whatever the delivery order (azure-facts §5).
+
+The state of one twin is a ``Shadow``: for each field the twin is fed from, the latest value and the ordering key
+that made it the latest (a ``Mark``). Merging an event into a shadow is a pure function, and the result does not
+depend on the order events are merged in (commutative, idempotent) — the property tests check exactly that.
+
+Ordering keys:
+* connection (field ``$connection``): the IoT Hub ``sequenceNumber``, compared as a hexadecimal *number*
+  (equal = duplicate, lower = stale). Microsoft's "compare the strings" advice is only right for equal-length,
+  same-case strings.
+* lifecycle (``$lifecycle``): (event time, twin version, deleted-after-created on a tie). DeviceDeleted leaves a
+  tombstone, so a late DeviceCreated never resurrects a deleted device, and marks older than the tombstone are
+  dropped while newer ones (a re-created device that already talks) survive.
+* telemetry (one field per twin property): (``iothub-enqueuedtime``, event id) — the id breaks ties so two messages
+  enqueued in the same tick still give the same result in any order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import Outcome
+
+LIFECYCLE = "$lifecycle"
+TOMBSTONE = "$tombstone"  # the latest deletion; kept after a re-creation so older events stay stale
+CONNECTION = "$connection"
+_CONTROL = frozenset({LIFECYCLE, TOMBSTONE})
+LIVE = "live"
+DELETED = "deleted"
+
+OrderKey = tuple[int | str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    order: OrderKey
+    value: Any
+    event_id: str
+    ticks: int  # when it happened, to compare with a tombstone
+
+    def to_data(self) -> list[Any]:
+        return [list(self.order), self.value, self.event_id, self.ticks]
+
+    @classmethod
+    def from_data(cls, data: list[Any]) -> Mark:
+        return cls(tuple(data[0]), data[1], data[2], data[3])
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What one event wants of one twin: a set of (field, mark) candidates."""
+
+    event_id: str
+    twin_id: str
+    lifecycle: bool  # DeviceCreated / DeviceDeleted, merged before the rest of a batch
+    candidates: tuple[tuple[str, Mark], ...]
+
+
+@dataclass
+class Shadow:
+    """The latest known value of every field of one twin, with the key that made it the latest."""
+
+    twin_id: str
+    model_id: str
+    marks: dict[str, Mark] = field(default_factory=dict)
+
+    @property
+    def lifecycle(self) -> str | None:
+        mark = self.marks.get(LIFECYCLE)
+        return None if mark is None else str(mark.value)
+
+    @property
+    def tombstone_ticks(self) -> int | None:
+        mark = self.marks.get(TOMBSTONE)
+        return None if mark is None else mark.ticks
+
+    def has_device_data(self) -> bool:
+        return any(name not in _CONTROL for name in self.marks)
+
+    def device_fields(self) -> dict[str, Mark]:
+        return {name: mark for name, mark in self.marks.items() if name not in _CONTROL}
+
+    def copy(self) -> Shadow:
+        return Shadow(self.twin_id, self.model_id, dict(self.marks))
+
+    def to_data(self) -> dict[str, Any]:
+        return {"twin": self.twin_id, "model": self.model_id,
+                "marks": {name: mark.to_data() for name, mark in self.marks.items()}}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Shadow:
+        return cls(data["twin"], data["model"], {n: Mark.from_data(m) for n, m in data["marks"].items()})
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One field a merge changed, with what it replaced (None: the field was new) — enough to undo it."""
+
+    field: str
+    before: Mark | None
+    after: Mark | None
+
+
+def merge(shadow: Shadow, intent: Intent) -> tuple[Outcome, list[Change]]:
+    """Merge ``intent`` into ``shadow`` in place; the outcome and the field changes it made."""
+    changes: list[Change] = []
+    equal = newer = 0
+    tombstone = shadow.tombstone_ticks
+    for name, mark in intent.candidates:
+        if name not in _CONTROL and tombstone is not None and mark.ticks <= tombstone:
+            continue  # happened before the device was deleted
+        current = shadow.marks.get(name)
+        if current is not None:
+            if mark.order == current.order:
+                equal += 1
+                continue
+            if mark.order < current.order:
+                continue
+        newer += 1
+        shadow.marks[name] = mark
+        changes.append(Change(name, current, mark))
+        if name == TOMBSTONE:
+            changes.extend(_clear_before(shadow, mark.ticks))
+    if newer:
+        return Outcome.APPLIED, changes
+    if equal and equal == len(intent.candidates):
+        return Outcome.DUPLICATE, changes
+    return Outcome.STALE, changes
+
+
+def _clear_before(shadow: Shadow, ticks: int) -> list[Change]:
+    """A deletion forgets what the device said before it; what a re-created device said after stays."""
+    dropped = [n for n, m in shadow.marks.items() if n not in _CONTROL and m.ticks <= ticks]
+    changes = []
+    for name in dropped:
+        changes.append(Change(name, shadow.marks.pop(name), None))
+    return changes
+
+
+def undo(shadow: Shadow, changes: list[Change]) -> bool:
+    """Revert ``changes`` where the shadow still holds them (someone newer may have moved on). True if any."""
+    undone = False
+    for change in reversed(changes):
+        if shadow.marks.get(change.field) != change.after:
+            continue
+        if change.before is None:
+            shadow.marks.pop(change.field, None)
+        else:
+            shadow.marks[change.field] = change.before
+        undone = True
+    return undone

@@ -1,0 +1,87 @@
+"""Intake: one raw event → one ``Intent`` for one twin, or the reason it goes no further.
+
+Order matters for safety: size, then the envelope's topic and type (foreign events are refused before their data
+is even read), then the subscription filters, then full validation, the subject check, decoding and mapping.
+All of it is pure: no I/O, no Azure import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shared.config import AppConfig
+from shared.decode import decode_body
+from shared.events import IotHubEvent, Kind
+from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Mark
+from shared.guard import Guard, check_subject
+from shared.mapping import Mapper, TwinTarget
+from shared.validation import Envelope, read_envelope, validate_event
+
+# Returns None when the event passes, else which filter rejected it (see shared/filter_config.py).
+EventFilter = Callable[[dict[str, Any]], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    envelope: Envelope
+    event: IotHubEvent
+    target: TwinTarget
+    intent: Intent
+
+
+@dataclass(frozen=True, slots=True)
+class Filtered:
+    envelope: Envelope
+    reason: str
+
+
+class Intake:
+    def __init__(self, config: AppConfig, mapper: Mapper, event_filter: EventFilter | None = None) -> None:
+        self._guard = Guard.from_config(config)
+        self._mapper = mapper
+        self._filter = event_filter
+        self._base64_json = config.telemetry.base64_json
+        self._max_body = config.limits.max_body_bytes
+
+    def accept(self, raw: Any, size: int | None = None) -> Accepted | Filtered:
+        """Raises PermanentError (with code and field path) when the event must be quarantined."""
+        self._guard.check_size(size if size is not None else len(orjson.dumps(raw)))
+        envelope = read_envelope(raw)
+        self._guard.check_envelope(envelope)
+        if self._filter is not None:
+            reason = self._filter(raw)
+            if reason is not None:
+                return Filtered(envelope, reason)
+        event = validate_event(raw, envelope)
+        check_subject(event)
+        target = self._mapper.target(event)
+        intent = self._intent(event, target)
+        if not intent.candidates:
+            return Filtered(envelope, "no mapped telemetry fields")
+        return Accepted(envelope, event, target, intent)
+
+    def _intent(self, event: IotHubEvent, target: TwinTarget) -> Intent:
+        kind = event.kind
+        ticks = event.event_ticks
+        if kind is Kind.TELEMETRY:
+            body = decode_body(event, base64_json=self._base64_json, max_bytes=self._max_body)
+            enqueued = event.enqueued_ticks or 0
+            order = (enqueued, event.id)
+            candidates = tuple(
+                ("/".join(path), Mark(order, value, event.id, enqueued))
+                for path, value in self._mapper.telemetry_values(target, body)
+            )
+            return Intent(event.id, target.twin_id, False, candidates)
+        if kind is Kind.CONNECTED or kind is Kind.DISCONNECTED:
+            mark = Mark((event.sequence or 0,), kind is Kind.CONNECTED, event.id, ticks)
+            return Intent(event.id, target.twin_id, False, ((CONNECTION, mark),))
+        version = event.twin_version if event.twin_version is not None else -1
+        if kind is Kind.CREATED:
+            created = Mark((ticks, version, 0), LIVE, event.id, ticks)
+            return Intent(event.id, target.twin_id, True, ((LIFECYCLE, created),))
+        deleted = Mark((ticks, version, 1), DELETED, event.id, ticks)
+        return Intent(event.id, target.twin_id, True, ((LIFECYCLE, deleted), (TOMBSTONE, deleted)))

@@ -1,0 +1,144 @@
+"""Device → twin mapping, compiled once from the config (paths split, templates checked against the models).
+
+Defaults (no config file): twin id = device id (modules: ``{deviceId}-{moduleId}``); the models shipped in
+``models/``; every top-level primitive field of a JSON body → the twin property of the same name, kept only when
+the twin's model declares it with a compatible type (ADT would reject the whole PATCH otherwise); connection events
+→ property ``connectionState`` = ``"Connected"`` / ``"Disconnected"``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from shared.config import AppConfig, TelemetryMode
+from shared.dtdl import ModelCatalog
+from shared.errors import Code, ConfigError, PermanentError, Problem
+from shared.events import IotHubEvent
+
+Path = tuple[str, ...]
+# DTDL property names: a letter, then letters, digits or underscores, not ending in an underscore, ≤ 64 chars.
+_DTDL_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9_]{0,62}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True, slots=True)
+class TwinTarget:
+    twin_id: str
+    model_id: str
+    device_id: str
+    module_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    source: Path
+    target: Path
+    source_text: str
+
+
+def _split_property(path: str) -> Path:
+    return tuple(part for part in path.strip("/").split("/"))
+
+
+class Mapper:
+    def __init__(self, config: AppConfig, catalog: ModelCatalog) -> None:
+        self._twin = config.twin
+        self._catalog = catalog
+        self._mode = config.telemetry.mode
+        self._max_string = config.limits.max_string_bytes
+        self._fields = tuple(
+            _Field(tuple(f.source.split(".")), _split_property(f.property), f.source) for f in config.telemetry.fields
+        )
+        conn = config.connection
+        self.connection_path: Path | None = _split_property(conn.property) if conn.property else None
+        self._connection_values = {True: conn.connected, False: conn.disconnected}
+        self._check(config)
+
+    def _check(self, config: AppConfig) -> None:
+        problems: list[Problem] = []
+        if self._mode is TelemetryMode.MAPPED and not self._fields:
+            problems.append(Problem("telemetry.fields", "mode 'mapped' needs at least one field"))
+        models = (("twin.device_model", config.twin.device_model), ("twin.module_model", config.twin.module_model))
+        for where, model in models:
+            if not self._catalog.knows(model):
+                continue  # an unknown model is checked by ADT itself; nothing to check locally
+            if self.connection_path and self._catalog.property_type(model, self.connection_path) is None:
+                problems.append(Problem("connection.property", f"{'/'.join(self.connection_path)!r} is not declared "
+                                                               f"by {model} ({where})"))
+            for i, f in enumerate(self._fields):
+                if self._catalog.property_type(model, f.target) is None:
+                    problems.append(Problem(f"telemetry.fields[{i}].property",
+                                            f"{'/'.join(f.target)!r} is not declared by {model} ({where})"))
+        for i, f in enumerate(self._fields):
+            if any(not _DTDL_NAME.match(part) for part in f.target):
+                problems.append(Problem(f"telemetry.fields[{i}].property", "each level must be a valid DTDL name"))
+        if problems:
+            raise ConfigError("mapping", problems)
+
+    def target(self, event: IotHubEvent) -> TwinTarget:
+        if event.module_id:
+            template, model = self._twin.module_id, self._twin.module_model
+        else:
+            template, model = self._twin.device_id, self._twin.device_model
+        twin_id = (template.replace("{deviceId}", event.device_id)
+                   .replace("{moduleId}", event.module_id or "")
+                   .replace("{hubName}", event.hub_name or ""))
+        return TwinTarget(twin_id, model, event.device_id, event.module_id)
+
+    def connection_value(self, connected: bool) -> str:
+        return self._connection_values[connected]
+
+    def telemetry_values(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[Path, Any]]:
+        """The (twin property path, value) pairs an event's body contributes, in body order."""
+        if self._mode is TelemetryMode.AUTO:
+            return self._auto(target, body)
+        return self._mapped(target, body)
+
+    def _auto(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[Path, Any]]:
+        out: list[tuple[Path, Any]] = []
+        known = self._catalog.knows(target.model_id)
+        for name, value in body.items():
+            if value is None or isinstance(value, dict | list) or not _DTDL_NAME.match(name):
+                continue
+            path = (name,)
+            if known:
+                declared = self._catalog.property_type(target.model_id, path)
+                if declared is None or not declared.accepts(value):
+                    continue
+            self._check_size(name, value)
+            out.append((path, value))
+        return out
+
+    def _mapped(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[Path, Any]]:
+        out: list[tuple[Path, Any]] = []
+        known = self._catalog.knows(target.model_id)
+        for f in self._fields:
+            value: Any = body
+            for key in f.source:
+                if not isinstance(value, dict) or key not in value:
+                    value = _MISSING
+                    break
+                value = value[key]
+            if value is _MISSING or value is None:
+                continue
+            if known:
+                declared = self._catalog.property_type(target.model_id, f.target)
+                if declared is not None and not declared.accepts(value):
+                    raise PermanentError.at(
+                        Code.MAPPING_FAILED, f"data.body.{f.source_text}",
+                        f"{type(value).__name__} does not fit {'/'.join(f.target)} ({declared.schema})",
+                    )
+            self._check_size(f.source_text, value)
+            out.append((f.target, value))
+        return out
+
+    def _check_size(self, name: str, value: Any) -> None:
+        if isinstance(value, str) and len(value) * 4 > self._max_string and len(value.encode()) > self._max_string:
+            raise PermanentError.at(
+                Code.VALUE_TOO_LARGE, f"data.body.{name}",
+                f"string of {len(value.encode())} bytes exceeds the twin property limit of {self._max_string}",
+            )
+
+
+_MISSING: Any = object()

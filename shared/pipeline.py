@@ -1,0 +1,137 @@
+"""The pipeline: a batch of raw events in, one outcome per event out, twins written through the ports.
+
+Every door (Event Grid trigger, HTTP webhook, Event Hubs, replay CLI, local host) calls ``Pipeline.process``.
+Permanent failures are quarantined here and never raised; transient ones are reported, and the door decides
+how to make the broker redeliver (``BatchReport.raise_if_transient``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.apply import Decision, Projection, TwinApplier
+from shared.config import AppConfig
+from shared.dtdl import ModelCatalog
+from shared.errors import Code, Outcome, PermanentError, TransientError, TwinbridgeError
+from shared.freshness import Intent
+from shared.intake import Accepted, EventFilter, Intake
+from shared.mapping import Mapper
+from shared.ports import Quarantine, StateStore, TwinStore
+from shared.quarantine_record import build_record
+
+log = logging.getLogger("twinbridge.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    index: int
+    event_id: str | None
+    event_type: str | None
+    outcome: Outcome
+    twin_id: str | None = None
+    code: str | None = None
+    path: str = ""
+    message: str = ""
+
+
+@dataclass
+class BatchReport:
+    results: list[EventResult] = field(default_factory=list)
+    twin_writes: int = 0
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(r.outcome.value for r in self.results)
+        return {o.value: counter.get(o.value, 0) for o in Outcome}
+
+    def codes(self) -> dict[str, int]:
+        return dict(Counter(r.code for r in self.results if r.code))
+
+    @property
+    def transient(self) -> list[EventResult]:
+        return [r for r in self.results if r.outcome is Outcome.RETRY]
+
+    def raise_if_transient(self) -> None:
+        """Raise so the broker redelivers: applied events will be no-ops the second time."""
+        retry = self.transient
+        if retry:
+            codes = sorted({r.code or Code.ADT_UNAVAILABLE for r in retry})
+            raise TransientError(Code(codes[0]), f"{len(retry)} event(s) must be redelivered ({', '.join(codes)})")
+
+
+class Pipeline:
+    def __init__(self, config: AppConfig, twins: TwinStore, state: StateStore, quarantine: Quarantine, *,
+                 catalog: ModelCatalog | None = None, event_filter: EventFilter | None = None) -> None:
+        self.config = config
+        self.catalog = catalog or ModelCatalog()
+        self.mapper = Mapper(config, self.catalog)
+        self.intake = Intake(config, self.mapper, event_filter)
+        self.quarantine = quarantine
+        self.applier = TwinApplier(twins, state, Projection(
+            connection_path=self.mapper.connection_path,
+            connection_values={True: config.connection.connected, False: config.connection.disconnected},
+            policy=config.missing_twin,
+            max_patch_bytes=config.limits.max_patch_bytes,
+        ))
+
+    def process(self, events: Sequence[Any], sizes: Sequence[int | None] | None = None) -> BatchReport:
+        report = BatchReport()
+        results: dict[int, EventResult] = {}
+        groups: dict[str, tuple[str, list[tuple[int, Accepted]]]] = {}
+        seen: set[tuple[str, str]] = set()
+        writes_before = self.applier.writes
+        for index, raw in enumerate(events):
+            try:
+                accepted = self.intake.accept(raw, sizes[index] if sizes else None)
+            except PermanentError as exc:
+                results[index] = self._quarantine(index, raw, exc)
+                continue
+            envelope = accepted.envelope
+            if not isinstance(accepted, Accepted):
+                results[index] = EventResult(index, envelope.id, envelope.event_type, Outcome.FILTERED,
+                                             message=accepted.reason)
+                continue
+            key = (envelope.topic.lower(), envelope.id)
+            if key in seen:
+                results[index] = EventResult(index, envelope.id, envelope.event_type, Outcome.DUPLICATE,
+                                             accepted.target.twin_id)
+                continue
+            seen.add(key)
+            target = accepted.target
+            groups.setdefault(target.twin_id, (target.model_id, []))[1].append((index, accepted))
+
+        for twin_id, (model_id, members) in groups.items():
+            intents: list[Intent] = [a.intent for _, a in members]
+            try:
+                decisions = self.applier.apply(twin_id, model_id, intents)
+            except TransientError as exc:
+                log.warning("twin %s: transient failure, %d event(s) to redeliver: %s", twin_id, len(members), exc)
+                decisions = [Decision(Outcome.RETRY, exc)] * len(members)
+            for (index, accepted), decision in zip(members, decisions, strict=True):
+                results[index] = self._result(index, events[index], accepted, decision)
+
+        report.results = [results[i] for i in range(len(events))]
+        report.twin_writes = self.applier.writes - writes_before
+        log.info("batch of %d: %s, %d twin write(s)", len(events),
+                 ", ".join(f"{k} {v}" for k, v in report.counts().items() if v), report.twin_writes)
+        return report
+
+    def _result(self, index: int, raw: Any, accepted: Accepted, decision: Decision) -> EventResult:
+        envelope, twin_id = accepted.envelope, accepted.target.twin_id
+        error = decision.error
+        if isinstance(error, PermanentError):
+            return self._quarantine(index, raw, error, twin_id)
+        return EventResult(index, envelope.id, envelope.event_type, decision.outcome, twin_id,
+                           code=str(error.code) if error else None, message=error.message if error else "")
+
+    def _quarantine(self, index: int, raw: Any, error: TwinbridgeError, twin_id: str | None = None) -> EventResult:
+        record = build_record(raw, error, twin_id=twin_id)
+        # If the quarantine itself is down this raises: the batch comes again rather than losing the event.
+        self.quarantine.put(record)
+        log.warning("quarantined event %s (%s) code=%s path=%s: %s", record.event_id, record.event_type,
+                    record.code, error.path, error.message)
+        return EventResult(index, record.event_id, record.event_type, Outcome.QUARANTINED, twin_id,
+                           code=record.code, path=error.path, message=error.message)

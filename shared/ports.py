@@ -1,0 +1,98 @@
+"""Ports: the three things the pipeline needs from the outside world, each a small Protocol.
+
+Every adapter (Azure or embedded) honours the same semantics, so a behaviour seen locally is the one seen in Azure:
+
+* ``TwinStore`` — Azure Digital Twins: create-only PUT (If-None-Match: *), conditional PATCH (If-Match: etag),
+  delete after removing relationships. Conflicts surface as ``TwinConflict``; a twin that vanished as
+  ``TwinMissing``; a write the service refuses (400) as ``TwinRejected``; throttling and outages past the retry
+  budget as ``TransientError``.
+* ``StateStore`` — per-twin shadows (freshness records) with optimistic concurrency: ``save`` with ``etag=None``
+  inserts and fails if the record exists, otherwise it replaces only if the etag still matches; both failures
+  are ``StateConflict``.
+* ``Quarantine`` — where permanent failures go, with everything needed to replay them later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from shared.freshness import Shadow
+
+
+class TwinConflict(Exception):
+    """412 Precondition Failed (If-Match / If-None-Match): someone else wrote first. Re-read and decide again."""
+
+
+class TwinMissing(Exception):
+    """404 DigitalTwinNotFound on a write that needed the twin."""
+
+
+class TwinRejected(Exception):
+    """400 from the twin service (ValidationFailed, JsonPatchInvalid, …): the write can never succeed as it is."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class StateConflict(Exception):
+    """The state record changed (or appeared) since it was read. Re-read and decide again."""
+
+
+class TwinStore(Protocol):
+    def get_twin(self, twin_id: str) -> dict[str, Any] | None: ...
+
+    def create_twin(self, twin_id: str, document: dict[str, Any]) -> str: ...
+
+    def patch_twin(self, twin_id: str, patch: list[dict[str, Any]], etag: str) -> str: ...
+
+    def delete_twin(self, twin_id: str, etag: str | None = None) -> None: ...
+
+    def list_twins(self) -> Iterator[dict[str, Any]]: ...
+
+    def list_relationships(self, twin_id: str) -> list[dict[str, Any]]: ...
+
+    def list_incoming_relationships(self, twin_id: str) -> list[dict[str, Any]]: ...
+
+    def upsert_relationship(self, twin_id: str, relationship_id: str, relationship: dict[str, Any]) -> str: ...
+
+    def delete_relationship(self, twin_id: str, relationship_id: str) -> None: ...
+
+
+class StateStore(Protocol):
+    def load(self, twin_id: str) -> tuple[Shadow, str] | None: ...
+
+    def save(self, shadow: Shadow, etag: str | None) -> str: ...
+
+
+@dataclass
+class QuarantineRecord:
+    """One permanent failure. ``event`` is the whole original event (for replay); logs use ``excerpt`` only."""
+
+    record_id: str
+    code: str
+    message: str
+    problems: list[dict[str, str]]
+    event_id: str | None
+    event_type: str | None
+    subject: str | None
+    twin_id: str | None
+    received_at: str
+    excerpt: str
+    event: Any = None
+    source: str = "ingest"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> QuarantineRecord:
+        return cls(**data)
+
+
+class Quarantine(Protocol):
+    def put(self, record: QuarantineRecord) -> None: ...

@@ -1,0 +1,46 @@
+"""App settings, read once from the environment (Function App settings, or local.settings.json's Values).
+
+Every setting is documented in local.settings.example.json. Nothing here is a secret: Azure access goes through
+the managed identity (DefaultAzureCredential); storage uses the AzureWebJobsStorage connection the host needs anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config_path: str | None = None  # TWINBRIDGE_CONFIG: YAML/JSON app config; none → documented defaults
+    allowed_topics: tuple[str, ...] = ()  # TWINBRIDGE_ALLOWED_TOPICS: comma-separated, added to config topics
+    adt_url: str | None = None  # ADT_URL: https://<instance>.api.<region>.digitaltwins.azure.net; none → embedded
+    twin_db: str | None = None  # TWINBRIDGE_TWIN_DB: SQLite file for the embedded twin graph; none → memory
+    models_dir: str = str(APP_ROOT / "models")  # TWINBRIDGE_MODELS_DIR: DTDL models (validation, embedded graph)
+    quarantine_file: str | None = None  # TWINBRIDGE_QUARANTINE_FILE: JSONL quarantine for local runs
+    state_store: str = "memory"  # TWINBRIDGE_STATE_STORE: memory | table (Table Storage on AzureWebJobsStorage)
+    storage_connection: str | None = None  # AzureWebJobsStorage
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        topics = tuple(t.strip() for t in (get("TWINBRIDGE_ALLOWED_TOPICS") or "").split(",") if t.strip())
+        return cls(
+            config_path=get("TWINBRIDGE_CONFIG"),
+            allowed_topics=topics,
+            adt_url=get("ADT_URL"),
+            twin_db=get("TWINBRIDGE_TWIN_DB"),
+            models_dir=get("TWINBRIDGE_MODELS_DIR") or str(APP_ROOT / "models"),
+            quarantine_file=get("TWINBRIDGE_QUARANTINE_FILE"),
+            state_store=(get("TWINBRIDGE_STATE_STORE") or "memory").lower(),
+            storage_connection=get("AzureWebJobsStorage"),
+        )
