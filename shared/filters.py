@@ -54,7 +54,16 @@ MAX_STRING_LENGTH: Final = 512
 
 
 class FilterError(ValueError):
-    """An invalid subscription filter; the message names the filter (e.g. ``advancedFilters[3]``) and why."""
+    """An invalid subscription filter; the message names the filter (``path``, e.g. ``advancedFilters[3]``) and why."""
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.reason = reason
+        self.path = path
+
+    def under(self, prefix: str) -> FilterError:
+        """The same error located inside a larger document (``prefix`` e.g. ``filters.subscription``)."""
+        return FilterError(self.reason, f"{prefix}.{self.path}" if self.path else prefix)
 
 
 class _Missing:
@@ -119,10 +128,10 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 
 def _decimal(value: Any, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise FilterError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+        raise FilterError(f"expected a number, got {type(value).__name__} {value!r}", where)
     d = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else str(value))
     if d.is_nan():
-        raise FilterError(f"{where}: NaN is not a valid number")
+        raise FilterError("NaN is not a valid number", where)
     return d
 
 
@@ -273,15 +282,15 @@ def _bool_test(target: bool) -> Test:
 def _parse_key(key: Any, where: str) -> tuple[str, tuple[str, ...]]:
     """(lower-cased top-level name, path inside it). ``data.a.b`` -> ("data", ("a", "b"))."""
     if not isinstance(key, str) or not key:
-        raise FilterError(f"{where}: 'key' must be a non-empty string")
+        raise FilterError("'key' must be a non-empty string", where)
     if len(key) > MAX_STRING_LENGTH:
-        raise FilterError(f"{where}: key longer than {MAX_STRING_LENGTH} characters")
+        raise FilterError(f"key longer than {MAX_STRING_LENGTH} characters", where)
     parts = key.split(".")
     if any(not p for p in parts):
-        raise FilterError(f"{where}: key {key!r} has an empty segment")
+        raise FilterError(f"key {key!r} has an empty segment", where)
     head = parts[0].lower()
     if len(parts) > 1 and head != "data":
-        raise FilterError(f"{where}: key {key!r}: only data.<path> keys may contain '.'")
+        raise FilterError(f"key {key!r}: only data.<path> keys may contain '.'", where)
     return head, tuple(parts[1:])
 
 
@@ -412,9 +421,9 @@ class _Advanced:
 
 def _check_string(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise FilterError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
+        raise FilterError(f"expected a string, got {type(value).__name__} {value!r}", where)
     if len(value) > MAX_STRING_LENGTH:
-        raise FilterError(f"{where}: string value longer than {MAX_STRING_LENGTH} characters ({len(value)})")
+        raise FilterError(f"string value longer than {MAX_STRING_LENGTH} characters ({len(value)})", where)
     return value
 
 
@@ -423,19 +432,26 @@ def _values_list(raw: Mapping[str, Any], where: str) -> list[Any]:
     if values is None and "value" in raw:
         values = [raw["value"]]
     if not isinstance(values, list) or not values:
-        raise FilterError(f"{where}: {raw.get('operatorType')} needs a non-empty 'values' array")
+        raise FilterError("needs a non-empty 'values' array", where)
     return values
 
 
 def _compile_advanced(index: int, raw: Any, arrays: bool) -> _Advanced:
     where = f"advancedFilters[{index}]"
     if not isinstance(raw, Mapping):
-        raise FilterError(f"{where}: expected an object, got {type(raw).__name__}")
+        raise FilterError(f"expected an object, got {type(raw).__name__}", where)
     op_raw = raw.get("operatorType")
     op = _OPS_BY_LOWER.get(op_raw.lower()) if isinstance(op_raw, str) else None
     if op is None:
-        raise FilterError(f"{where}: unknown operatorType {op_raw!r} (expected one of {', '.join(OPERATORS)})")
-    where = f"{where} {op}"
+        raise FilterError(f"unknown operatorType {op_raw!r} (expected one of {', '.join(OPERATORS)})", where)
+    try:
+        return _compile_known(index, op, raw, arrays)
+    except FilterError as exc:
+        raise FilterError(f"{op}: {exc.reason}", exc.path) from None
+
+
+def _compile_known(index: int, op: str, raw: Mapping[str, Any], arrays: bool) -> _Advanced:
+    where = f"advancedFilters[{index}]"
     key = raw.get("key")
     head, path = _parse_key(key, where)
     assert isinstance(key, str)
@@ -446,19 +462,19 @@ def _compile_advanced(index: int, raw: Any, arrays: bool) -> _Advanced:
         test, n_values = _bool_test(True), 0  # unused
     elif op in _NUMBER_SINGLE or op == "BoolEquals":
         if "value" not in raw:
-            raise FilterError(f"{where}: needs a single 'value'")
+            raise FilterError("needs a single 'value'", where)
         value = raw["value"]
         if op == "BoolEquals":
             if not isinstance(value, bool):
-                raise FilterError(f"{where}: 'value' must be true or false, got {value!r}")
+                raise FilterError(f"'value' must be true or false, got {value!r}", where)
             test = _bool_test(value)
         else:
-            test = _number_single_test(_NUMBER_SINGLE[op], _decimal(value, f"{where} value"))
+            test = _number_single_test(_NUMBER_SINGLE[op], _decimal(value, f"{where}.value"))
         arm["value"] = value
         n_values = 1
     elif op in _NUMBER_MULTI:
         values = _values_list(raw, where)
-        test = _number_set_test([_decimal(v, f"{where} values[{i}]") for i, v in enumerate(values)])
+        test = _number_set_test([_decimal(v, f"{where}.values[{i}]") for i, v in enumerate(values)])
         arm["values"] = list(values)
         n_values = len(values)
     elif op in _RANGE:
@@ -466,17 +482,17 @@ def _compile_advanced(index: int, raw: Any, arrays: bool) -> _Advanced:
         ranges: list[tuple[Decimal, Decimal]] = []
         for i, pair in enumerate(values):
             if not isinstance(pair, list | tuple) or len(pair) != 2:
-                raise FilterError(f"{where} values[{i}]: a range must be a [low, high] pair, got {pair!r}")
-            lo, hi = _decimal(pair[0], f"{where} values[{i}][0]"), _decimal(pair[1], f"{where} values[{i}][1]")
+                raise FilterError(f"a range must be a [low, high] pair, got {pair!r}", f"{where}.values[{i}]")
+            lo, hi = _decimal(pair[0], f"{where}.values[{i}][0]"), _decimal(pair[1], f"{where}.values[{i}][1]")
             if lo > hi:
-                raise FilterError(f"{where} values[{i}]: low bound {pair[0]} is greater than high bound {pair[1]}")
+                raise FilterError(f"low bound {pair[0]} is greater than high bound {pair[1]}", f"{where}.values[{i}]")
             ranges.append((lo, hi))
         test = _range_test(ranges)
         arm["values"] = [list(p) for p in values]
         n_values = len(values)
     else:
         values = _values_list(raw, where)
-        strings = [_check_string(v, f"{where} values[{i}]") for i, v in enumerate(values)]
+        strings = [_check_string(v, f"{where}.values[{i}]") for i, v in enumerate(values)]
         kind = op.removeprefix("String").removeprefix("Not")
         test = _string_test(kind, strings)
         arm["values"] = strings
@@ -622,7 +638,7 @@ def _bool_field(d: Mapping[str, Any], name: str, default: bool) -> bool:
     if v is None:
         return default
     if not isinstance(v, bool):
-        raise FilterError(f"{name}: must be true or false, got {v!r}")
+        raise FilterError(f"must be true or false, got {v!r}", name)
     return v
 
 
@@ -631,7 +647,7 @@ def _opt_string(d: Mapping[str, Any], name: str) -> str:
     if v is None:
         return ""
     if not isinstance(v, str):
-        raise FilterError(f"{name}: must be a string, got {type(v).__name__}")
+        raise FilterError(f"must be a string, got {type(v).__name__}", name)
     return v
 
 
@@ -692,7 +708,7 @@ class SubscriptionFilter:
         if d is None:
             d = {}
         if not isinstance(d, Mapping):
-            raise FilterError(f"filter: expected an object, got {type(d).__name__}")
+            raise FilterError(f"expected an object, got {type(d).__name__}")
         known = {
             "includedEventTypes",
             "subjectBeginsWith",
@@ -703,7 +719,7 @@ class SubscriptionFilter:
         }
         unknown = sorted(set(d) - known)
         if unknown:
-            raise FilterError(f"filter: unknown field(s) {', '.join(map(str, unknown))}")
+            raise FilterError(f"unknown field(s) {', '.join(map(str, unknown))}")
         types_raw = d.get("includedEventTypes")
         types: list[str] | None
         if types_raw is None or types_raw == "All" or types_raw == ["All"]:
@@ -711,17 +727,17 @@ class SubscriptionFilter:
         elif isinstance(types_raw, list) and types_raw:
             types = [_check_string(t, f"includedEventTypes[{i}]") for i, t in enumerate(types_raw)]
         else:
-            raise FilterError("includedEventTypes: must be null, \"All\" or a non-empty array of strings")
+            raise FilterError("must be null, \"All\" or a non-empty array of strings", "includedEventTypes")
         begins = _opt_string(d, "subjectBeginsWith")
         ends = _opt_string(d, "subjectEndsWith")
         case_sensitive = _bool_field(d, "isSubjectCaseSensitive", False)
         arrays = _bool_field(d, "enableAdvancedFilteringOnArrays", False)
         raw_adv = d.get("advancedFilters") or []
         if not isinstance(raw_adv, list):
-            raise FilterError("advancedFilters: must be an array")
+            raise FilterError("must be an array", "advancedFilters")
         if len(raw_adv) > MAX_ADVANCED_FILTERS:
             raise FilterError(
-                f"advancedFilters: {len(raw_adv)} filters, at most {MAX_ADVANCED_FILTERS} allowed per subscription"
+                f"{len(raw_adv)} filters, at most {MAX_ADVANCED_FILTERS} allowed per subscription", "advancedFilters"
             )
         advanced = [_compile_advanced(i, f, arrays) for i, f in enumerate(raw_adv)]
         total = 0
@@ -729,8 +745,9 @@ class SubscriptionFilter:
             total += a.n_values
             if total > MAX_TOTAL_VALUES:
                 raise FilterError(
-                    f"{a.describe()}: brings the total number of filter values to {total}, "
-                    f"at most {MAX_TOTAL_VALUES} allowed across all advanced filters"
+                    f"{a.operator} brings the total number of filter values to {total}, "
+                    f"at most {MAX_TOTAL_VALUES} allowed across all advanced filters",
+                    f"advancedFilters[{a.index}]",
                 )
         return cls(
             included_event_types=types,
