@@ -528,10 +528,8 @@ def _fast_form(op: str, arm: Mapping[str, Any]) -> tuple[str, Any] | None:
         return (op, tuple(zip(flat[::2], flat[1::2], strict=True)))
     if op == "BoolEquals":
         return (op, arm["value"])
-    if op in ("StringIn", "StringNotIn"):
-        return (op, frozenset(v.lower() for v in arm["values"]))
-    if op in ("StringBeginsWith", "StringNotBeginsWith", "StringEndsWith", "StringNotEndsWith"):
-        return (op, tuple(v.lower() for v in arm["values"]))
+    if op in ("StringIn", "StringNotIn", *_AFFIX_METHOD):
+        return (op, (tuple(arm["values"]), tuple(v.lower() for v in arm["values"])))
     return None
 
 
@@ -559,70 +557,96 @@ _AFFIX_METHOD = {
 
 def _generate_matcher(
     type_field: str,
-    types: frozenset[str] | None,
+    types: tuple[str, ...] | None,
     subject: tuple[str, str, bool] | None,
     advanced: Sequence[tuple[Lookup, Predicate, str, tuple[str, Any] | None]],
 ) -> Predicate:
-    ns: dict[str, Any] = {"M": MISSING, "TYPE_FIELD": type_field, "TYPES": types}
+    ns: dict[str, Any] = {"M": MISSING, "TYPE_FIELD": type_field}
     lines = ["def match(ev):"]
+
+    def reject_unless(cond: str, indent: str = "    ") -> None:
+        lines.extend([f"{indent}if not ({cond}):", f"{indent}    return False"])
+
     if types is not None:
-        lines += [
-            "    x = ev.get(TYPE_FIELD)",
-            "    if type(x) is not str or x.lower() not in TYPES:",
-            "        return False",
-        ]
+        # exact-case hit first (no allocation); equal strings have equal lower-case forms
+        ns["TYPES"], ns["TYPES_LOWER"] = frozenset(types), frozenset(t.lower() for t in types)
+        lines.append("    x = ev.get(TYPE_FIELD)")
+        reject_unless("type(x) is str and (x in TYPES or x.lower() in TYPES_LOWER)")
     if subject is not None:
         begins, ends, case_sensitive = subject
-        ns["BEGINS"], ns["ENDS"] = (begins, ends) if case_sensitive else (begins.lower(), ends.lower())
         lines += ["    x = ev.get('subject')", "    if type(x) is not str:", "        return False"]
-        if not case_sensitive:
-            lines.append("    x = x.lower()")
-        if begins:
-            lines += ["    if not x.startswith(BEGINS):", "        return False"]
-        if ends:
-            lines += ["    if not x.endswith(ENDS):", "        return False"]
+        for name, affix, method in (("BEGINS", begins, "startswith"), ("ENDS", ends, "endswith")):
+            if not affix:
+                continue
+            ns[name], ns[name + "_LOWER"] = affix, affix.lower()
+            if case_sensitive:
+                reject_unless(f"x.{method}({name})")
+            elif affix.isascii():
+                # an ASCII affix present verbatim is present after lower-casing too
+                lines.append(f"    if not x.{method}({name}):")
+                reject_unless(f"x.lower().{method}({name}_LOWER)", "        ")
+            else:
+                reject_unless(f"x.lower().{method}({name}_LOWER)")
+    walked: dict[tuple[str, ...], str] = {}  # shared dict walks: data.body.* is looked up once
     for i, (lookup, pred, op, fast) in enumerate(advanced):
         ns[f"P{i}"] = pred
         if lookup is None or fast is None:
-            lines += [f"    if not P{i}(ev):", "        return False"]
+            reject_unless(f"P{i}(ev)")
             continue
         top, path = lookup
-        ns[f"TOP{i}"] = top
-        lines.append(f"    v = ev.get(TOP{i}, M)")
-        for j, k in enumerate(path):
-            ns[f"K{i}_{j}"] = k
-            lines.append(f"    v = v.get(K{i}_{j}, M) if type(v) is dict else M")
+        steps = (top, *path)
+        for depth in range(1, len(steps) + 1):
+            prefix = steps[:depth]
+            if prefix in walked:
+                continue
+            var = walked[prefix] = f"w{len(walked)}"
+            ns[f"K_{var}"] = prefix[-1]
+            if depth == 1:
+                lines.append(f"    {var} = ev.get(K_{var}, M)")
+            else:
+                parent = walked[prefix[:-1]]
+                lines.append(f"    {var} = {parent}.get(K_{var}, M) if type({parent}) is dict else M")
+        v = walked[steps]
         kind, arg = fast
-        ns[f"A{i}"] = arg
         if kind == "IsNullOrUndefined":
-            lines += ["    if v is not M and v is not None:", "        return False"]
+            reject_unless(f"{v} is M or {v} is None")
             continue
         if kind == "IsNotNull":
-            lines += ["    if v is M or v is None:", "        return False"]
+            reject_unless(f"{v} is not M and {v} is not None")
             continue
-        lines.append("    if v is M or v is None:")
+        lines.append(f"    if {v} is M or {v} is None:")
         lines.append("        pass" if op in _MATCH_MISSING else "        return False")
         if kind in _NUM_SYMBOL or kind in _NUMBER_MULTI or kind in _RANGE:
             if kind in _NUM_SYMBOL:
-                cond = f"not v {_NUM_SYMBOL[kind]} A{i}"  # NaN compares false: not matched, as for a mismatch
-            elif kind == "NumberIn":
-                cond = f"v not in A{i}"
-            elif kind == "NumberNotIn":
-                cond = f"v != v or v in A{i}"  # NaN is a type mismatch: not matched
+                ns[f"A{i}"] = arg
+                ok = f"{v} {_NUM_SYMBOL[kind]} A{i}"  # NaN compares false: not matched, as for a type mismatch
+            elif kind in _NUMBER_MULTI:
+                ns[f"A{i}"] = arg
+                ok = f"{v} in A{i}" if kind == "NumberIn" else f"{v} == {v} and {v} not in A{i}"
             else:
-                inside = " or ".join(f"A{i}[{r}][0] <= v <= A{i}[{r}][1]" for r in range(len(arg)))
-                cond = f"not ({inside})" if kind == "NumberInRange" else f"v != v or {inside}"
-            lines += ["    elif type(v) is int or type(v) is float:", f"        if {cond}:", "            return False"]
+                for r, (lo, hi) in enumerate(arg):
+                    ns[f"LO{i}_{r}"], ns[f"HI{i}_{r}"] = lo, hi
+                inside = " or ".join(f"LO{i}_{r} <= {v} <= HI{i}_{r}" for r in range(len(arg)))
+                ok = inside if kind == "NumberInRange" else f"{v} == {v} and not ({inside})"
+            lines.append(f"    elif type({v}) is int or type({v}) is float:")
         elif kind == "BoolEquals":
-            lines += ["    elif type(v) is bool:", f"        if v is not A{i}:", "            return False"]
+            ns[f"A{i}"] = arg
+            ok = f"{v} is A{i}"
+            lines.append(f"    elif type({v}) is bool:")
         else:
+            originals, lowered = arg
+            lines.append(f"    elif type({v}) is str:")
             if kind in ("StringIn", "StringNotIn"):
-                cond = f"v.lower() {'in' if kind == 'StringNotIn' else 'not in'} A{i}"
+                ns[f"A{i}"], ns[f"AL{i}"] = frozenset(originals), frozenset(lowered)
+                hit = f"({v} in A{i} or {v}.lower() in AL{i})"
             else:
-                method, negated = _AFFIX_METHOD[kind]
-                cond = f"{'' if negated else 'not '}v.lower().{method}(A{i})"
-            lines += ["    elif type(v) is str:", f"        if {cond}:", "            return False"]
-        lines += [f"    elif not P{i}(ev):", "        return False"]
+                method, _ = _AFFIX_METHOD[kind]
+                ns[f"AL{i}"] = lowered
+                hit = f"{v}.lower().{method}(AL{i})"
+            ok = f"not {hit}" if kind in _NOT_OPS else hit
+        reject_unless(ok, "        ")
+        lines.append("    else:")  # arrays, other types: the reference closure decides
+        reject_unless(f"P{i}(ev)", "        ")
     lines.append("    return True")
     exec("\n".join(lines), ns)  # noqa: S102 -- generated from fixed templates; data is bound via ns only
     match: Predicate = ns["match"]
@@ -689,13 +713,13 @@ class SubscriptionFilter:
         subject = (self._begins, self._ends, case_sensitive) if (self._begins or self._ends) else None
         self._match_eg = _generate_matcher(
             "eventType",
-            self._types_lower,
+            self._types,
             subject,
             [(a.lookup_eg, a.predicate_eg, a.operator, a.fast) for a in self._advanced],
         )
         self._match_ce = _generate_matcher(
             "type",
-            self._types_lower,
+            self._types,
             subject,
             [(a.lookup_ce, a.predicate_ce, a.operator, a.fast) for a in self._advanced],
         )
