@@ -11,7 +11,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+# Azurite (storage emulator) for the storage-backed tests and the demo: installed wherever npm exists.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(if $(shell command -v npm),$(NODE_STAMP))
 
 # The README's test command: lint, type-check, then the whole suite (unit, property, contract, integration).
 test: install
