@@ -17,6 +17,7 @@ Applying a batch twice writes nothing the second time.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from shared.config import MissingTwinPolicy
@@ -36,6 +37,13 @@ class Decision:
     error: PermanentError | TransientError | None = None
 
 
+@dataclass(slots=True)
+class WriteTally:
+    """Twin writes made for one caller (one batch), while other threads write other twins through the applier."""
+
+    count: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Projection:
     connection_path: tuple[str, ...] | None
@@ -49,10 +57,20 @@ class TwinApplier:
         self.twins = twins
         self.state = state
         self.projection = projection
-        self.writes = 0  # twin writes made (create, patch chunk, delete), for metrics and benchmarks
+        self._writes = 0  # twin writes made (create, patch chunk, delete), for metrics and benchmarks
+        self._writes_lock = threading.Lock()  # several twins may be applied at once (Pipeline's thread pool)
 
-    def apply(self, twin_id: str, model_id: str, intents: list[Intent]) -> list[Decision]:
-        """One decision per intent, in the order given. Raises TransientError (the whole group must come again)."""
+    @property
+    def writes(self) -> int:
+        return self._writes
+
+    def apply(self, twin_id: str, model_id: str, intents: list[Intent],
+              tally: WriteTally | None = None) -> list[Decision]:
+        """One decision per intent, in the order given. Raises TransientError (the whole group must come again).
+
+        Thread-safe for *different* twins; ``tally`` counts this call's twin writes (also when it raises).
+        """
+        tally = tally if tally is not None else WriteTally()
         # Lifecycle first: a DeviceCreated later in the same batch must count when deciding about telemetry.
         order = sorted(range(len(intents)), key=lambda i: not intents[i].lifecycle)
         decisions: list[Decision] = [Decision(Outcome.STALE)] * len(intents)
@@ -74,13 +92,13 @@ class TwinApplier:
         else:
             raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"state of {twin_id} kept changing under us")
         try:
-            self._write(twin_id, model_id, twin)
+            self._write(twin_id, model_id, twin, tally)
         except TwinRejected as exc:
             self._revert(twin_id, model_id, changes)
             error = PermanentError.at(Code.TWIN_REJECTED, "", f"Digital Twins refused the write to {twin_id}: {exc}")
             decisions = [Decision(Outcome.QUARANTINED, error) if d.outcome is Outcome.APPLIED else d
                          for d in decisions]
-            self._write(twin_id, model_id, None, tolerate_rejection=True)
+            self._write(twin_id, model_id, None, tally, tolerate_rejection=True)
         return decisions
 
     def _merge_one(self, shadow: Shadow, intent: Intent, twin_exists: bool, changes: list[Change]) -> Decision:
@@ -96,7 +114,7 @@ class TwinApplier:
         changes.extend(made)
         return Decision(outcome)
 
-    def _write(self, twin_id: str, model_id: str, twin: dict[str, object] | None, *,
+    def _write(self, twin_id: str, model_id: str, twin: dict[str, object] | None, tally: WriteTally, *,
                tolerate_rejection: bool = False) -> None:
         fresh = twin is not None
         for attempt in range(MAX_ATTEMPTS):
@@ -106,7 +124,7 @@ class TwinApplier:
             action = plan(shadow, twin, wants_twin(shadow, twin is not None, self.projection.policy),
                           _properties(shadow, self.projection), self.projection.max_patch_bytes)
             try:
-                self._execute(twin_id, twin, action)
+                self._execute(twin_id, twin, action, tally)
                 return
             except (TwinConflict, TwinMissing):
                 continue
@@ -117,21 +135,26 @@ class TwinApplier:
                 raise
         raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"twin {twin_id} kept changing under us")
 
-    def _execute(self, twin_id: str, twin: dict[str, object] | None, action: TwinAction) -> None:
+    def _execute(self, twin_id: str, twin: dict[str, object] | None, action: TwinAction, tally: WriteTally) -> None:
         if action.kind == "none":
             return
         if action.kind == "create":
-            self.writes += 1
+            self._count(tally)
             self.twins.create_twin(twin_id, action.document)
         elif action.kind == "delete":
-            self.writes += 1
+            self._count(tally)
             self.twins.delete_twin(twin_id, _etag(twin))
         else:
             etag = _etag(twin)
             assert etag is not None
             for chunk in action.patches:
-                self.writes += 1
+                self._count(tally)
                 etag = self.twins.patch_twin(twin_id, chunk, etag)
+
+    def _count(self, tally: WriteTally) -> None:
+        tally.count += 1
+        with self._writes_lock:
+            self._writes += 1
 
     def _revert(self, twin_id: str, model_id: str, changes: list[Change]) -> None:
         for _ in range(MAX_ATTEMPTS):

@@ -8,12 +8,14 @@ how to make the broker redeliver (``BatchReport.raise_if_transient``).
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.apply import Decision, Projection, TwinApplier
+from shared.apply import Decision, Projection, TwinApplier, WriteTally
 from shared.config import AppConfig
 from shared.dtdl import ModelCatalog
 from shared.errors import Code, Outcome, PermanentError, TransientError, TwinbridgeError
@@ -24,6 +26,8 @@ from shared.ports import Quarantine, StateStore, TwinStore
 from shared.quarantine_record import build_record
 
 log = logging.getLogger("twinbridge.pipeline")
+
+DEFAULT_MAX_CONCURRENCY = 16  # twins written at once per batch; ADT latency, not CPU, is what this hides
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +68,14 @@ class BatchReport:
 
 class Pipeline:
     def __init__(self, config: AppConfig, twins: TwinStore, state: StateStore, quarantine: Quarantine, *,
-                 catalog: ModelCatalog | None = None, event_filter: EventFilter | None = None) -> None:
+                 catalog: ModelCatalog | None = None, event_filter: EventFilter | None = None,
+                 max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
         self.config = config
+        self.max_concurrency = max_concurrency
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.catalog = catalog or ModelCatalog()
         self.mapper = Mapper(config, self.catalog)
         self.intake = Intake(config, self.mapper, event_filter)
@@ -82,7 +92,6 @@ class Pipeline:
         results: dict[int, EventResult] = {}
         groups: dict[str, tuple[str, list[tuple[int, Accepted]]]] = {}
         seen: set[tuple[str, str]] = set()
-        writes_before = self.applier.writes
         for index, raw in enumerate(events):
             try:
                 accepted = self.intake.accept(raw, sizes[index] if sizes else None)
@@ -103,21 +112,40 @@ class Pipeline:
             target = accepted.target
             groups.setdefault(target.twin_id, (target.model_id, []))[1].append((index, accepted))
 
-        for twin_id, (model_id, members) in groups.items():
-            intents: list[Intent] = [a.intent for _, a in members]
-            try:
-                decisions = self.applier.apply(twin_id, model_id, intents)
-            except TransientError as exc:
-                log.warning("twin %s: transient failure, %d event(s) to redeliver: %s", twin_id, len(members), exc)
-                decisions = [Decision(Outcome.RETRY, exc)] * len(members)
+        # Twins are independent: several are written at once (each twin's intents stay together, in order, in
+        # one apply call). Results and quarantine records are made here, on the calling thread.
+        tally = WriteTally()
+        work = list(groups.items())
+        if self.max_concurrency > 1 and len(work) > 1:
+            applied = list(self._executor().map(lambda item: self._apply_group(*item), work))
+        else:
+            applied = [self._apply_group(twin_id, group) for twin_id, group in work]
+        for (_, (_, members)), (decisions, writes) in zip(work, applied, strict=True):
+            tally.count += writes
             for (index, accepted), decision in zip(members, decisions, strict=True):
                 results[index] = self._result(index, events[index], accepted, decision)
 
         report.results = [results[i] for i in range(len(events))]
-        report.twin_writes = self.applier.writes - writes_before
+        report.twin_writes = tally.count
         log.info("batch of %d: %s, %d twin write(s)", len(events),
                  ", ".join(f"{k} {v}" for k, v in report.counts().items() if v), report.twin_writes)
         return report
+
+    def _apply_group(self, twin_id: str, group: tuple[str, list[tuple[int, Accepted]]]) -> tuple[list[Decision], int]:
+        model_id, members = group
+        intents: list[Intent] = [a.intent for _, a in members]
+        tally = WriteTally()
+        try:
+            return self.applier.apply(twin_id, model_id, intents, tally), tally.count
+        except TransientError as exc:
+            log.warning("twin %s: transient failure, %d event(s) to redeliver: %s", twin_id, len(members), exc)
+            return [Decision(Outcome.RETRY, exc)] * len(members), tally.count
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="twinbridge-apply")
+            return self._pool
 
     def _result(self, index: int, raw: Any, accepted: Accepted, decision: Decision) -> EventResult:
         envelope, twin_id = accepted.envelope, accepted.target.twin_id

@@ -24,6 +24,7 @@ class Settings:
     quarantine_file: str | None = None  # TWINBRIDGE_QUARANTINE_FILE: JSONL quarantine for local runs
     state_store: str = "memory"  # TWINBRIDGE_STATE_STORE: memory | table (Table Storage on AzureWebJobsStorage)
     storage_connection: str | None = None  # AzureWebJobsStorage
+    max_concurrency: int = 16  # TWINBRIDGE_MAX_CONCURRENCY: twins written at once per batch (1 = one at a time)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,4 +44,5 @@ class Settings:
             quarantine_file=get("TWINBRIDGE_QUARANTINE_FILE"),
             state_store=(get("TWINBRIDGE_STATE_STORE") or "memory").lower(),
             storage_connection=get("AzureWebJobsStorage"),
+            max_concurrency=max(1, int(get("TWINBRIDGE_MAX_CONCURRENCY") or 16)),
         )

@@ -70,5 +70,5 @@ def build_app(settings: Settings | None = None) -> App:
     twins = build_twin_store(settings, catalog)
     state = build_state_store(settings)
     quarantine = build_quarantine(settings)
-    pipeline = Pipeline(config, twins, state, quarantine, catalog=catalog)
+    pipeline = Pipeline(config, twins, state, quarantine, catalog=catalog, max_concurrency=settings.max_concurrency)
     return App(settings, config, catalog, twins, state, quarantine, pipeline)
