@@ -1,0 +1,57 @@
+"""Shared helpers for the reliability tests: state stores under test, counting and recording wrappers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from shared.adapters.memory_state import MemoryStateStore
+from shared.adapters.table_state import TableStateStore
+from shared.freshness import CONNECTION, Shadow
+from shared.ports import StateStore
+from twinbridge.azurite import Azurite
+
+
+def table_store(azurite: Azurite, table: str) -> TableStateStore:
+    return TableStateStore.from_connection_string(azurite.connection_string, table)
+
+
+class RecordingState:
+    """Wraps a StateStore and keeps every shadow it successfully saved, to check sequences never go back."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+        self.saved: list[Shadow] = []
+        self._lock = threading.Lock()
+
+    def load(self, twin_id: str) -> tuple[Shadow, str] | None:
+        return self.inner.load(twin_id)
+
+    def save(self, shadow: Shadow, etag: str | None) -> str:
+        new_etag = self.inner.save(shadow, etag)
+        with self._lock:
+            self.saved.append(shadow.copy())
+        return new_etag
+
+    def sequence_regressions(self) -> int:
+        """How many successive saves of one twin lowered its stored connection sequence number."""
+        last: dict[str, tuple[Any, ...]] = {}
+        regressions = 0
+        for shadow in self.saved:
+            mark = shadow.marks.get(CONNECTION)
+            if mark is None:
+                continue
+            before = last.get(shadow.twin_id)
+            if before is not None and mark.order < before:
+                regressions += 1
+            last[shadow.twin_id] = mark.order
+        return regressions
+
+
+def memory_store() -> MemoryStateStore:
+    return MemoryStateStore()
+
+
+def iter_writes(calls: dict[str, int]) -> Iterator[int]:
+    yield calls["create"] + calls["patch"] + calls["delete"]
