@@ -756,7 +756,9 @@ class SubscriptionFilter:
         ends = _opt_string(d, "subjectEndsWith")
         case_sensitive = _bool_field(d, "isSubjectCaseSensitive", False)
         arrays = _bool_field(d, "enableAdvancedFilteringOnArrays", False)
-        raw_adv = d.get("advancedFilters") or []
+        raw_adv = d.get("advancedFilters")
+        if raw_adv is None:
+            raw_adv = []
         if not isinstance(raw_adv, list):
             raise FilterError("must be an array", "advancedFilters")
         if len(raw_adv) > MAX_ADVANCED_FILTERS:

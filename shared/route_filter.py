@@ -283,7 +283,7 @@ def to_text(node: Node, parent: str = "") -> str:
     if isinstance(node, Func):
         return f"{node.name}({_operand_text(node.left)}, {_operand_text(node.right)})"
     text = f" {node.op} ".join(to_text(i, node.op) for i in node.items)
-    return f"({text})" if parent and parent != node.op else text
+    return f"({text})" if node.op == "OR" and parent == "AND" else text  # AND binds tighter than OR
 
 
 # evaluation -----------------------------------------------------------------------------------------------------
