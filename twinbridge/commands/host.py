@@ -1,0 +1,58 @@
+"""``python -m twinbridge host``: serve the Function App locally at Core Tools' URLs (no Core Tools needed)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "host", help="run the Function App locally at the Functions host's URLs (Event Grid webhook, /api, /admin)",
+        description="Serves the functions registered on function_app.app like `func start`: "
+                    "POST /runtime/webhooks/eventgrid?functionName=NAME, /api/<route>, POST /admin/functions/NAME.")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port (default: the settings file's Host.LocalHttpPort, else 7071; 0 = any free port)")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--settings", default=None,
+                        help="local.settings.json to load (default: ./local.settings.json when it exists)")
+    parser.add_argument("--outputs", default=None,
+                        help="folder for output-binding messages (default .run/host-outputs)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("twinbridge.pipeline").setLevel(logging.WARNING)  # the host logs one line per invocation
+    from twinbridge.localhost.runtime import describe, start_local_host
+    from twinbridge.localhost.settings_file import LocalSettings
+
+    settings_path = args.settings
+    if settings_path is None and Path("local.settings.json").is_file():
+        settings_path = "local.settings.json"
+    port = args.port
+    if port is None:
+        port = LocalSettings.load(settings_path).port or 7071
+    running = start_local_host(settings_path=settings_path, port=port, host=args.bind, outputs_dir=args.outputs)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print("Functions:", *describe(running), sep="\n", flush=True)
+    print(f"Host listening on {running.url}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        running.stop()
+        print("Host stopped", flush=True)
+    return 0
