@@ -1,0 +1,43 @@
+import time
+
+import pytest
+import responses
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import RequestsTransport
+from azure.digitaltwins.core import DigitalTwinsClient
+
+from shared.adapters.adt_twins import AdtTwinStore
+from shared.adapters.embedded_twins import EmbeddedTwinGraph
+from tests.support.builders import CATALOG
+from tests.support.fake_adt import ENDPOINT, FakeAdt
+
+
+class FakeCredential:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken("fake-token", int(time.time()) + 3600)
+
+
+@pytest.fixture
+def fake_adt():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeAdt(EmbeddedTwinGraph(CATALOG), mock)
+
+
+@pytest.fixture
+def adt_store(fake_adt, monkeypatch):
+    # azure-core's RetryPolicy sleeps through transport.sleep(): record the durations instead of sleeping.
+    sleeps = []
+    monkeypatch.setattr(RequestsTransport, "sleep", lambda self, duration: sleeps.append(duration))
+    client = DigitalTwinsClient(ENDPOINT, FakeCredential(), retry_total=3, retry_backoff_factor=0.5,
+                                retry_backoff_max=4)
+    store = AdtTwinStore(client)
+    store.sleeps = sleeps
+    return store
+
+
+@pytest.fixture(params=["embedded", "adt"])
+def twin_store(request):
+    """The same contract, two adapters."""
+    if request.param == "embedded":
+        return EmbeddedTwinGraph(CATALOG)
+    return request.getfixturevalue("adt_store")

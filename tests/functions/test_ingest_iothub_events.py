@@ -1,0 +1,85 @@
+"""The Event Grid trigger door, called as the worker calls it: through azure.functions types and converters."""
+
+import datetime
+
+import azure.functions as func
+import orjson
+import pytest
+from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.meta import Datum
+
+import function_app
+from functions import runtime
+from functions.ingest_iothub_events import ingest_iothub_events, to_plain_event
+from shared.errors import TransientError
+from shared.wiring import App
+from tests.support import factory
+from tests.support.builders import rig
+from tests.support.fixtures import SAMPLE_NAMES, load_event
+
+FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}  # get_functions(): once only
+
+
+@pytest.fixture
+def installed():
+    r = rig()
+    runtime.use_app(App(None, r.pipeline.config, r.pipeline.catalog, r.twins, r.state, r.quarantine, r.pipeline))
+    yield r
+    runtime.use_app(None)
+
+
+def converted(raw):
+    """What the Python worker hands the function for this JSON payload."""
+    return EventGridEventInConverter.decode(Datum(type="json", value=orjson.dumps(raw).decode()), trigger_metadata=None)
+
+
+def test_the_function_is_registered_as_an_event_grid_trigger():
+    bindings = orjson.loads(FUNCTIONS["ingest_iothub_events"].get_function_json())["bindings"]
+    assert bindings == [{"direction": "IN", "type": "eventGridTrigger", "name": "event"}]
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_converted_events_round_trip_to_the_wire_shape(name, schema):
+    raw = load_event(name, schema)
+    event = converted(raw)
+    assert isinstance(event, func.CloudEvent if schema == "cloudevents" else func.EventGridEvent)
+    plain = to_plain_event(event)
+    assert plain["id"] == raw["id"] and plain["data"] == raw["data"] and plain["subject"] == raw["subject"]
+
+
+def test_door_applies_events_in_both_schemas(installed):
+    ingest_iothub_events(converted(factory.lifecycle("d1")))
+    ingest_iothub_events(converted(factory.to_cloudevent(factory.telemetry("d1", {"temperature": 7.5}, second=1))))
+    ingest_iothub_events(converted(factory.connection("d1", 3, second=2)))
+    assert installed.user_twins()["d1"] == {"$model": "dtmi:twinbridge:IoTDevice;1", "temperature": 7.5,
+                                            "connectionState": "Connected"}
+
+
+def test_door_built_from_constructor_objects(installed):
+    event = func.EventGridEvent(id="e1", topic=factory.TOPIC, subject="devices/d2",
+                                event_type="Microsoft.Devices.DeviceConnected",
+                                event_time=datetime.datetime(2026, 11, 23, 10, tzinfo=datetime.UTC),
+                                data=factory.connection("d2", 1)["data"], data_version="1")
+    ingest_iothub_events(event)
+    assert installed.user_twins()["d2"]["connectionState"] == "Connected"
+
+
+def test_bad_event_is_quarantined_and_the_invocation_succeeds(installed):
+    raw = factory.connection("d3", 1)
+    raw["topic"] = raw["topic"].replace("FACTORY-HUB", "SOMEONE-ELSES-HUB")
+    ingest_iothub_events(converted(raw))  # does not raise: Event Grid must not retry a poison event
+    assert [r.code for r in installed.quarantine] == ["TOPIC_NOT_ALLOWED"]
+    assert installed.user_twins() == {}
+
+
+def test_transient_failure_raises_so_event_grid_redelivers(installed, monkeypatch):
+    def unavailable(twin_id):
+        raise TransientError("ADT_UNAVAILABLE", "injected outage")
+
+    monkeypatch.setattr(installed.twins, "get_twin", unavailable)
+    with pytest.raises(TransientError):
+        ingest_iothub_events(converted(factory.connection("d4", 1)))
+    monkeypatch.undo()
+    ingest_iothub_events(converted(factory.connection("d4", 1)))  # the redelivery
+    assert installed.user_twins()["d4"]["connectionState"] == "Connected"

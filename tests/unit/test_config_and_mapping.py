@@ -1,0 +1,98 @@
+"""Config validation at start-up and the device → twin mapping."""
+
+import pytest
+
+from shared.config import AppConfig, MissingTwinPolicy
+from shared.errors import Code, ConfigError, PermanentError
+from shared.mapping import Mapper
+from shared.validation import read_envelope, validate_event
+from tests.support.builders import CATALOG
+from tests.support.fixtures import load_event
+
+
+def event(name="device_telemetry", **data_updates):
+    raw = load_event(name)
+    raw["data"].update(data_updates)
+    return validate_event(raw, read_envelope(raw))
+
+
+def test_defaults_are_documented_values():
+    config = AppConfig.default()
+    assert config.twin.device_id == "{deviceId}" and config.missing_twin is MissingTwinPolicy.CREATE
+    mapper = Mapper(config, CATALOG)
+    target = mapper.target(event())
+    assert (target.twin_id, target.model_id) == ("LogicAppTestDevice", "dtmi:twinbridge:IoTDevice;1")
+    assert mapper.connection_path == ("connectionState",)
+
+
+def test_auto_mode_keeps_declared_top_level_primitives_only():
+    mapper = Mapper(AppConfig.default(), CATALOG)
+    values = dict(mapper.telemetry_values(mapper.target(event()), {
+        "temperature": 21.5, "humidity": 43, "Weather": {"Temperature": 900}, "Location": "USA",
+        "status": None, "co2": "high", "online": True, "bad-name": 1}))
+    # Weather: object; Location: not in the model; status None; co2: wrong type; bad-name: not a DTDL name.
+    assert values == {("temperature",): 21.5, ("humidity",): 43, ("online",): True}
+
+
+def test_auto_mode_without_a_known_model_keeps_every_primitive():
+    mapper = Mapper(AppConfig.from_data({"twin": {"device_model": "dtmi:custom:Thing;1"}}), CATALOG)
+    values = dict(mapper.telemetry_values(mapper.target(event()), {"Location": "USA", "n": 1, "o": {}}))
+    assert values == {("Location",): "USA", ("n",): 1}
+
+
+def test_templates_for_devices_and_modules():
+    config = AppConfig.from_data({"twin": {"device_id": "{hubName}-{deviceId}", "module_id": "{deviceId}.{moduleId}"}})
+    mapper = Mapper(config, CATALOG)
+    assert mapper.target(event("device_connected")).twin_id == "egtesthub1-LogicAppTestDevice"
+    module = mapper.target(event("module_connected"))
+    assert (module.twin_id, module.model_id) == ("LogicAppTestDevice.tempSensor", "dtmi:twinbridge:IoTModule;1")
+
+
+def test_mapped_mode_follows_paths_and_checks_types():
+    config = AppConfig.from_data({"telemetry": {"mode": "mapped", "fields": [
+        {"source": "Weather.Temperature", "property": "temperature"},
+        {"source": "missing.path", "property": "humidity"}]}})
+    mapper = Mapper(config, CATALOG)
+    target = mapper.target(event())
+    assert mapper.telemetry_values(target, {"Weather": {"Temperature": 900}}) == [(("temperature",), 900)]
+    with pytest.raises(PermanentError) as caught:
+        mapper.telemetry_values(target, {"Weather": {"Temperature": "hot"}})
+    assert (caught.value.code, caught.value.path) == (Code.MAPPING_FAILED, "data.body.Weather.Temperature")
+
+
+def test_string_over_adt_limit_is_refused():
+    mapper = Mapper(AppConfig.default(), CATALOG)
+    with pytest.raises(PermanentError) as caught:
+        mapper.telemetry_values(mapper.target(event()), {"status": "é" * 2100})  # 4,200 bytes in UTF-8
+    assert caught.value.code is Code.VALUE_TOO_LARGE and caught.value.path == "data.body.status"
+
+
+def test_config_errors_list_every_problem_with_its_path():
+    with pytest.raises(ConfigError) as caught:
+        AppConfig.from_data({"twin": {"device_id": "{device}", "colour": "red"}, "missing_twin": "sometimes",
+                             "event_types": ["Microsoft.Storage.BlobCreated"], "limits": {"max_event_bytes": 0}})
+    paths = {p.path for p in caught.value.problems}
+    assert paths == {"twin.device_id", "twin.colour", "missing_twin", "event_types", "limits.max_event_bytes"}
+    assert "invalid configuration" in str(caught.value)
+
+
+def test_mapping_targets_are_checked_against_the_model_at_start_up():
+    config = AppConfig.from_data({"connection": {"property": "linkState"}, "telemetry": {
+        "mode": "mapped", "fields": [{"source": "t", "property": "notDeclared"}]}})
+    with pytest.raises(ConfigError) as caught:
+        Mapper(config, CATALOG)
+    assert {p.path for p in caught.value.problems} == {"connection.property", "telemetry.fields[0].property"}
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("topics: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        AppConfig.load(bad)
+    assert str(bad) in str(caught.value)
+    good = tmp_path / "good.yaml"
+    good.write_text("topics: ['/subscriptions/x/resourceGroups/r/providers/Microsoft.Devices/IotHubs/h']\n"
+                    "missing_twin: quarantine\nfilters: {routing_query: 'true'}\n")
+    loaded = AppConfig.load(good)
+    assert loaded.missing_twin is MissingTwinPolicy.QUARANTINE
+    assert loaded.sections == {"filters": {"routing_query": "true"}}

@@ -1,0 +1,31 @@
+import pytest
+
+from shared.timeparse import TICKS_PER_SECOND, parse_ticks, ticks_to_iso
+
+
+def test_seven_fractional_digits_are_exact():
+    a = parse_ticks("2018-01-02T19:17:44.4383997Z")
+    b = parse_ticks("2018-01-02T19:17:44.4383998Z")
+    assert b - a == 1
+
+
+def test_fraction_lengths_compare_as_numbers_not_strings():
+    # As strings "…30.48Z" > "…30.4799999Z" is true, but so is "…30.5Z" > "…30.48Z"; only numbers are safe.
+    assert parse_ticks("2019-01-07T20:58:30.5Z") > parse_ticks("2019-01-07T20:58:30.48Z")
+    assert parse_ticks("2019-01-07T20:58:30.48Z") == parse_ticks("2019-01-07T20:58:30.4800000Z")
+
+
+def test_no_zone_is_utc_and_offsets_are_applied():
+    assert parse_ticks("0001-01-01T00:00:00") == 0
+    assert parse_ticks("2026-11-23T10:00:00+01:00") == parse_ticks("2026-11-23T09:00:00Z")
+    assert parse_ticks("2026-11-23T10:00:00Z") - parse_ticks("2026-11-23T09:59:59Z") == TICKS_PER_SECOND
+
+
+def test_round_trip():
+    assert ticks_to_iso(parse_ticks("2026-11-23T09:00:00.1234567Z")) == "2026-11-23T09:00:00.1234567Z"
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2026-13-01T00:00:00Z", "2026-11-23", ""])
+def test_rejects_what_is_not_a_date_time(text):
+    with pytest.raises(ValueError):
+        parse_ticks(text)

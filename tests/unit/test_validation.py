@@ -1,0 +1,86 @@
+"""Envelope and payload validation of the five IoT Hub event types, both schemas (azure-facts §1)."""
+
+import pytest
+
+from shared.errors import Code, PermanentError
+from shared.events import Kind, Schema
+from shared.validation import read_envelope, validate_event
+from tests.support.fixtures import SAMPLE_NAMES, SAMPLE_TOPIC, load_event
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_every_sample_validates_in_both_schemas(name, schema):
+    raw = load_event(name, schema)
+    envelope = read_envelope(raw)
+    assert envelope.schema is (Schema.CLOUD_EVENTS if schema == "cloudevents" else Schema.EVENT_GRID)
+    assert envelope.topic == SAMPLE_TOPIC
+    event = validate_event(raw, envelope)
+    assert event.device_id == "LogicAppTestDevice"
+    assert event.subject == "devices/LogicAppTestDevice"
+
+
+def test_documented_quirks_are_tolerated():
+    telemetry = validate_event(raw := load_event("device_telemetry"), read_envelope(raw))
+    assert telemetry.id == "9af86784-8d40-fe2g-8b2a-bab65e106785"  # not a UUID: the docs' own sample
+    connected = validate_event(raw := load_event("device_connected"), read_envelope(raw))
+    assert connected.module_id is None  # moduleId "" means no module
+    created = validate_event(raw := load_event("device_created"), read_envelope(raw))
+    assert created.kind is Kind.CREATED and created.twin_version == 2  # deviceEtag "null" accepted
+
+
+def test_sequence_number_is_a_hex_number():
+    event = validate_event(raw := load_event("device_connected"), read_envelope(raw))
+    assert event.sequence == int("000000000000000001D4132452F67CE200000002000000000000000000000001", 16)
+    lower = dict(raw, data={**raw["data"], "deviceConnectionStateEventInfo": {"sequenceNumber": "1d4"}})
+    assert validate_event(lower, read_envelope(lower)).sequence == 0x1D4
+
+
+def test_one_error_lists_every_problem_with_its_path():
+    raw = load_event("device_created")
+    raw["eventTime"] = "not a time"
+    del raw["data"]["hubName"]
+    raw["data"]["deviceId"] = 42
+    raw["data"]["twin"]["version"] = "seven"
+    with pytest.raises(PermanentError) as caught:
+        validate_event(raw, read_envelope(raw))
+    err = caught.value
+    assert err.code is Code.SCHEMA_INVALID
+    assert {p.path for p in err.problems} == {"eventTime", "data.hubName", "data.deviceId", "data.twin.version"}
+
+
+def test_envelope_lists_every_missing_field_in_the_schemas_own_names():
+    with pytest.raises(PermanentError) as caught:
+        read_envelope({"specversion": "1.0", "id": "x", "data": {}})
+    assert {p.path for p in caught.value.problems} == {"source", "subject", "type", "time"}
+    with pytest.raises(PermanentError) as caught:
+        read_envelope({"eventType": "Microsoft.Devices.DeviceConnected", "id": ""})
+    assert {p.path for p in caught.value.problems} == {"id", "topic", "subject", "eventTime"}
+
+
+@pytest.mark.parametrize("raw", [[], "text", 3, None, {"nothing": "here"}])
+def test_non_events_are_not_an_event(raw):
+    with pytest.raises(PermanentError) as caught:
+        read_envelope(raw)
+    assert caught.value.code is Code.NOT_AN_EVENT
+
+
+def test_cloudevents_other_than_1_0_are_refused():
+    raw = load_event("device_connected", "cloudevents")
+    raw["specversion"] = "0.1"
+    with pytest.raises(PermanentError) as caught:
+        read_envelope(raw)
+    assert caught.value.code is Code.NOT_AN_EVENT and caught.value.path == "specversion"
+
+
+def test_telemetry_keeps_properties_and_content_type():
+    event = validate_event(raw := load_event("device_telemetry"), read_envelope(raw))
+    assert event.properties == {"Status": "Active"}
+    assert event.content_type == "application/json" and event.content_encoding == "utf-8"
+    assert event.enqueued_ticks is not None and event.enqueued_ticks > 0
+
+
+def test_module_telemetry_carries_the_module_id():
+    raw = load_event("device_telemetry")
+    raw["data"]["systemProperties"]["iothub-connection-module-id"] = "tempSensor"
+    assert validate_event(raw, read_envelope(raw)).module_id == "tempSensor"
