@@ -131,6 +131,10 @@ class Pipeline:
                  ", ".join(f"{k} {v}" for k, v in report.counts().items() if v), report.twin_writes)
         return report
 
+    def reject(self, raw: Any, error: TwinbridgeError, index: int = 0) -> EventResult:
+        """Quarantine something that never became an event (e.g. a line of a stream that is not JSON)."""
+        return self._quarantine(index, raw, error)
+
     def _apply_group(self, twin_id: str, group: tuple[str, list[tuple[int, Accepted]]]) -> tuple[list[Decision], int]:
         model_id, members = group
         intents: list[Intent] = [a.intent for _, a in members]
