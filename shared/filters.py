@@ -135,14 +135,17 @@ def _decimal(value: Any, where: str) -> Decimal:
     return d
 
 
-def _exact_native(d: Decimal) -> int | float | None:
-    """An int/float whose exact value is ``d`` (so Python's exact mixed-type comparisons agree with decimal ones)."""
+def _exact_native(d: Decimal) -> float | None:
+    """A float standing for ``d`` in native comparisons, when that is exact for every event value.
+
+    Needs ``d`` to be exactly a float ``f`` *and* ``repr(f)`` to be ``d``: then for any float event value ``v``,
+    ``v`` vs ``f`` orders like ``Decimal(repr(v))`` vs ``d`` (distinct floats have disjoint shortest-repr
+    intervals), and ints/Decimals compare with ``f`` exactly. Otherwise (``0.1``, ``10**30``) use Decimals.
+    """
     if not d.is_finite():
         return float(d)
-    if d == d.to_integral_value():
-        return int(d)
     f = float(d)
-    return f if Decimal(f) == d else None
+    return f if Decimal(f) == d and Decimal(repr(f)) == d else None
 
 
 def _number_key(v: Any, exact: bool) -> Any:

@@ -12,6 +12,7 @@ from shared.adapters.memory_state import MemoryStateStore
 from shared.config import AppConfig
 from shared.dtdl import ModelCatalog
 from shared.errors import ConfigError, Problem
+from shared.filter_config import build_event_filter
 from shared.pipeline import Pipeline
 from shared.ports import Quarantine, StateStore, TwinStore
 from shared.settings import Settings
@@ -70,5 +71,7 @@ def build_app(settings: Settings | None = None) -> App:
     twins = build_twin_store(settings, catalog)
     state = build_state_store(settings)
     quarantine = build_quarantine(settings)
-    pipeline = Pipeline(config, twins, state, quarantine, catalog=catalog, max_concurrency=settings.max_concurrency)
+    event_filter = build_event_filter(config.sections.get("filters"))  # same section `filters export` deploys
+    pipeline = Pipeline(config, twins, state, quarantine, catalog=catalog, max_concurrency=settings.max_concurrency,
+                        event_filter=event_filter.check if event_filter else None)
     return App(settings, config, catalog, twins, state, quarantine, pipeline)
