@@ -11,6 +11,7 @@ from typing import Any
 import azure.functions as func
 
 from functions.runtime import current_app
+from shared.observability import log_batch
 
 bp = func.Blueprint()
 
@@ -35,5 +36,7 @@ def to_plain_event(event: func.EventGridEvent | func.CloudEvent) -> dict[str, An
 @bp.function_name("ingest_iothub_events")
 @bp.event_grid_trigger(arg_name="event")
 def ingest_iothub_events(event: func.EventGridEvent) -> None:
-    report = current_app().pipeline.process([to_plain_event(event)])
+    events = [to_plain_event(event)]
+    report = current_app().pipeline.process(events)
+    log_batch(report, door="ingest_iothub_events", events=events)
     report.raise_if_transient()

@@ -25,9 +25,12 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.digitaltwins.core import DigitalTwinsClient
 
 from shared.errors import Code, TransientError
+from shared.observability import ADT_CALLS, ADT_RETRIED, ADT_THROTTLED, METRICS, Metrics
 from shared.ports import TwinConflict, TwinMissing, TwinRejected
 
 # azure-core RetryPolicy settings (constructor kwargs of every azure-core client).
@@ -70,6 +73,25 @@ def _translate(exc: Exception, what: str) -> Exception:
     return exc
 
 
+class CountingPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    """Counts ADT calls, 429s and retries. Runs once per attempt (a per-retry policy); the request context lives
+    across the attempts of one call, so the first attempt is the call and the others are the retries."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or METRICS
+
+    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
+        if request.context.get("twinbridge_attempted"):
+            self.metrics.add(ADT_RETRIED)
+        else:
+            request.context["twinbridge_attempted"] = True
+            self.metrics.add(ADT_CALLS)
+
+    def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:  # type: ignore[type-arg]
+        if response.http_response.status_code == 429:
+            self.metrics.add(ADT_THROTTLED)
+
+
 class AdtTwinStore:
     def __init__(self, client: DigitalTwinsClient) -> None:
         self.client = client
@@ -80,6 +102,7 @@ class AdtTwinStore:
             from azure.identity import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
+        client_kwargs.setdefault("per_retry_policies", [CountingPolicy()])
         return cls(DigitalTwinsClient(url, credential, **{**RETRY_SETTINGS, **client_kwargs}))
 
     def get_twin(self, twin_id: str) -> dict[str, Any] | None:
