@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
+from shared.adapters.memory_checkpoints import MemoryCheckpoints
 from shared.adapters.memory_state import MemoryStateStore
 from shared.config import AppConfig
 from shared.dtdl import ModelCatalog
 from shared.errors import ConfigError, Problem
 from shared.filter_config import build_event_filter
 from shared.pipeline import Pipeline
-from shared.ports import Quarantine, StateStore, TwinStore
+from shared.ports import Checkpoints, Quarantine, StateStore, TwinStore
 from shared.settings import Settings
 
 log = logging.getLogger("twinbridge.wiring")
@@ -29,12 +30,17 @@ class App:
     state: StateStore
     quarantine: Quarantine
     pipeline: Pipeline
+    checkpoints: Checkpoints = field(default_factory=MemoryCheckpoints)  # resume points (reconcile)
 
 
 def load_config(settings: Settings) -> AppConfig:
     config = AppConfig.load(settings.config_path) if settings.config_path else AppConfig.default()
     if settings.allowed_topics:
         config = config.model_copy(update={"topics": [*config.topics, *settings.allowed_topics]})
+    # The Event Hubs door stamps IOTHUB_RESOURCE_ID on what the built-in endpoint delivers: that hub is trusted.
+    hub = settings.doors.iothub_resource_id
+    if hub and hub.lower() not in {t.lower() for t in config.topics}:
+        config = config.model_copy(update={"topics": [*config.topics, hub]})
     return config
 
 
@@ -54,11 +60,37 @@ def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
 def build_state_store(settings: Settings) -> StateStore:
     if settings.state_store == "memory":
         return MemoryStateStore()
+    if settings.state_store == "table":
+        from shared.adapters.table_state import TableStateStore
+
+        if settings.storage_connection:
+            return TableStateStore.from_connection_string(settings.storage_connection, settings.state_table)
+        if settings.storage_account:
+            return TableStateStore.from_account(settings.storage_account, settings.state_table)
+        needs = "state store 'table' needs AzureWebJobsStorage or AzureWebJobsStorage__accountName"
+        raise ConfigError("TWINBRIDGE_STATE_STORE", [Problem("AzureWebJobsStorage", needs)])
     raise ConfigError("TWINBRIDGE_STATE_STORE", [Problem("", f"unknown state store {settings.state_store!r}")])
 
 
 def build_quarantine(settings: Settings) -> Quarantine:
-    return JsonlQuarantine(settings.quarantine_file) if settings.quarantine_file else MemoryQuarantine()
+    kind = settings.quarantine_store or ("jsonl" if settings.quarantine_file else "memory")
+    if kind == "blob":
+        from shared.adapters.azure_quarantine import BlobQuarantine
+
+        if settings.storage_connection:
+            return BlobQuarantine.from_connection_string(settings.storage_connection, settings.quarantine_container)
+        if settings.storage_account:
+            return BlobQuarantine.from_account(settings.storage_account, settings.quarantine_container)
+        needs = "quarantine 'blob' needs AzureWebJobsStorage or AzureWebJobsStorage__accountName"
+        raise ConfigError("TWINBRIDGE_QUARANTINE", [Problem("AzureWebJobsStorage", needs)])
+    if kind == "jsonl":
+        if not settings.quarantine_file:
+            raise ConfigError("TWINBRIDGE_QUARANTINE", [Problem("TWINBRIDGE_QUARANTINE_FILE", "quarantine 'jsonl' "
+                                                                "needs TWINBRIDGE_QUARANTINE_FILE")])
+        return JsonlQuarantine(settings.quarantine_file)
+    if kind == "memory":
+        return MemoryQuarantine()
+    raise ConfigError("TWINBRIDGE_QUARANTINE", [Problem("", f"unknown quarantine {kind!r} (blob, jsonl, memory)")])
 
 
 def build_app(settings: Settings | None = None) -> App:

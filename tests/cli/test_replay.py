@@ -110,3 +110,19 @@ def test_runs_as_a_module(tmp_path, config):
                           cwd=APP_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "twins" in done.stdout
+
+
+def test_the_configs_filters_apply_as_in_the_door(tmp_path, capsys):
+    config = tmp_path / "filtered.yaml"
+    config.write_text(f"topics: ['{factory.TOPIC}']\n"
+                      "filters:\n"
+                      "  subscription:\n"
+                      "    includedEventTypes: [Microsoft.Devices.DeviceCreated, Microsoft.Devices.DeviceTelemetry]\n"
+                      "  routing_query: '$body.temperature > 20'\n")
+    events = [factory.lifecycle("d1"), factory.connection("d1", 1, second=1),
+              factory.telemetry("d1", {"temperature": 25.0}, second=2),
+              factory.telemetry("d1", {"temperature": 10.0}, second=3)]
+    code, twins, _ = replay(tmp_path, write_jsonl(tmp_path / "f.jsonl", events), str(config))
+    assert code == 0
+    assert [{k: v for k, v in t.items() if not k.startswith("$")} for t in twins] == [{"temperature": 25.0}]
+    assert "filtered 2" in capsys.readouterr().out

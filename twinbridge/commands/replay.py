@@ -23,6 +23,7 @@ from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
 from shared.adapters.memory_state import MemoryStateStore
 from shared.errors import Code, ConfigError, Outcome, PermanentError
+from shared.filter_config import build_event_filter
 from shared.pipeline import Pipeline
 from shared.ports import Quarantine
 from shared.settings import Settings
@@ -57,7 +58,10 @@ def build_pipeline(args: argparse.Namespace) -> tuple[Pipeline, EmbeddedTwinGrap
     catalog = load_catalog(settings, config)
     twins = EmbeddedTwinGraph(catalog)
     quarantine: Quarantine = JsonlQuarantine(args.quarantine_out) if args.quarantine_out else MemoryQuarantine()
-    return Pipeline(config, twins, MemoryStateStore(), quarantine, catalog=catalog), twins, quarantine
+    event_filter = build_event_filter(config.sections.get("filters"))
+    pipeline = Pipeline(config, twins, MemoryStateStore(), quarantine, catalog=catalog,
+                        event_filter=event_filter.check if event_filter else None)
+    return pipeline, twins, quarantine
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         Path(args.quarantine_out).unlink(missing_ok=True)  # a fresh run writes a fresh file
     try:
         pipeline, twins, _ = build_pipeline(args)
-    except ConfigError as exc:
+    except (ConfigError, ValueError) as exc:  # FilterError and QuerySyntaxError are ValueErrors
         print(f"replay: {exc}", file=sys.stderr)
         return 2
     if not pipeline.config.topics:
