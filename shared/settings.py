@@ -24,6 +24,10 @@ class Settings:
     quarantine_file: str | None = None  # TWINBRIDGE_QUARANTINE_FILE: JSONL quarantine for local runs
     state_store: str = "memory"  # TWINBRIDGE_STATE_STORE: memory | table (Table Storage on AzureWebJobsStorage)
     storage_connection: str | None = None  # AzureWebJobsStorage
+    storage_account: str | None = None  # AzureWebJobsStorage__accountName: identity-based storage
+    state_table: str = "twinbridgestate"  # TWINBRIDGE_STATE_TABLE: table for freshness shadows (state_store=table)
+    quarantine_store: str | None = None  # TWINBRIDGE_QUARANTINE: blob | jsonl | memory; unset → jsonl if a file is set
+    quarantine_container: str = "twinbridge-quarantine"  # TWINBRIDGE_QUARANTINE_CONTAINER (quarantine=blob)
     max_concurrency: int = 16  # TWINBRIDGE_MAX_CONCURRENCY: twins written at once per batch (1 = one at a time)
 
     @classmethod
@@ -44,5 +48,9 @@ class Settings:
             quarantine_file=get("TWINBRIDGE_QUARANTINE_FILE"),
             state_store=(get("TWINBRIDGE_STATE_STORE") or "memory").lower(),
             storage_connection=get("AzureWebJobsStorage"),
+            storage_account=get("AzureWebJobsStorage__accountName"),
+            state_table=get("TWINBRIDGE_STATE_TABLE") or "twinbridgestate",
+            quarantine_store=(get("TWINBRIDGE_QUARANTINE") or "").lower() or None,
+            quarantine_container=get("TWINBRIDGE_QUARANTINE_CONTAINER") or "twinbridge-quarantine",
             max_concurrency=max(1, int(get("TWINBRIDGE_MAX_CONCURRENCY") or 16)),
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -23,6 +25,15 @@ class MemoryQuarantine:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def list(self, since: datetime | None = None) -> list[QuarantineRecord]:
+        return _since(self, since)
+
+    def get(self, record_id: str) -> QuarantineRecord | None:
+        return self.records.get(record_id)
+
+    def delete(self, record_id: str) -> bool:
+        return self.records.pop(record_id, None) is not None
 
 
 class JsonlQuarantine:
@@ -49,3 +60,35 @@ class JsonlQuarantine:
                     record = QuarantineRecord.from_data(orjson.loads(line))
                     latest[record.record_id] = record
         return iter(list(latest.values()))
+
+    def list(self, since: datetime | None = None) -> list[QuarantineRecord]:
+        return _since(self, since)
+
+    def get(self, record_id: str) -> QuarantineRecord | None:
+        return next((r for r in self if r.record_id == record_id), None)
+
+    def delete(self, record_id: str) -> bool:
+        """Rewrite the file without that record (atomically: a temporary file renamed over it)."""
+        with self._lock:
+            if not self.path.exists():
+                return False
+            kept: list[bytes] = []
+            found = False
+            with self.path.open("rb") as lines:
+                for line in lines:
+                    if line.strip() and orjson.loads(line).get("record_id") == record_id:
+                        found = True
+                    elif line.strip():
+                        kept.append(line if line.endswith(b"\n") else line + b"\n")
+            if found:
+                scratch = self.path.with_name(self.path.name + ".tmp")
+                scratch.write_bytes(b"".join(kept))
+                os.replace(scratch, self.path)
+            return found
+
+
+def _since(records: Iterator[QuarantineRecord] | MemoryQuarantine | JsonlQuarantine,
+           since: datetime | None) -> list[QuarantineRecord]:
+    """Records received at or after ``since``, oldest first."""
+    chosen = [r for r in records if since is None or datetime.fromisoformat(r.received_at) >= since]
+    return sorted(chosen, key=lambda r: r.received_at)
