@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 import time
 from collections import Counter
@@ -45,6 +46,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--allow-topic", action="append", default=[], metavar="TOPIC",
                         help="add an allowed IoT Hub topic (resource id); repeatable")
     parser.add_argument("--quiet", action="store_true", help="print only the summary line")
+    parser.add_argument("--verbose", action="store_true", help="log every quarantined event and batch (stderr)")
     parser.set_defaults(handler=run)
 
 
@@ -71,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.events).is_file():
         print(f"replay: no such file: {args.events}", file=sys.stderr)
         return 2
+    # The summary says it all; per-event warnings only on request.
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("twinbridge").setLevel(logging.INFO if args.verbose else logging.ERROR)
     if args.quarantine_out:
         Path(args.quarantine_out).unlink(missing_ok=True)  # a fresh run writes a fresh file
     try:
