@@ -15,6 +15,11 @@ _ISO = re.compile(
 )
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 TICKS_PER_SECOND = 10_000_000
+# Fast path for the form Azure sends ("2026-11-23T09:00:00.1234567Z"): the whole-second part is parsed once and
+# remembered; only the fraction is parsed per call. Anything else takes the general path below. Bounded cache.
+_CANONICAL_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_SECONDS: dict[str, int] = {}
+_SECONDS_LIMIT = 8192
 
 
 def parse_ticks(text: str) -> int:
@@ -22,6 +27,24 @@ def parse_ticks(text: str) -> int:
 
     Raises ValueError with the offending text when it is not an ISO 8601 date-time.
     """
+    if len(text) >= 20 and text[-1] == "Z":
+        base = _SECONDS.get(text[:19])
+        if base is not None:
+            frac = text[20:-1]
+            if len(text) == 20:
+                return base
+            if text[19] == "." and 0 < len(frac) <= 9 and frac.isascii() and frac.isdigit():
+                return base + int((frac + "0000000")[:7])
+    ticks = _parse_general(text)
+    head = text[:19]
+    if len(text) >= 20 and text[-1] == "Z" and head not in _SECONDS and _CANONICAL_SECOND.fullmatch(head):
+        if len(_SECONDS) >= _SECONDS_LIMIT:
+            _SECONDS.clear()
+        _SECONDS[head] = _parse_general(head + "Z")
+    return ticks
+
+
+def _parse_general(text: str) -> int:
     m = _ISO.fullmatch(text.strip())
     if m is None:
         raise ValueError(f"not an ISO 8601 date-time: {text[:40]!r}")
