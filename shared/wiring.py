@@ -105,5 +105,6 @@ def build_app(settings: Settings | None = None) -> App:
     quarantine = build_quarantine(settings)
     event_filter = build_event_filter(config.sections.get("filters"))  # same section `filters export` deploys
     pipeline = Pipeline(config, twins, state, quarantine, catalog=catalog, max_concurrency=settings.max_concurrency,
+                        known_twins=settings.known_twins,
                         event_filter=event_filter.check if event_filter else None)
     return App(settings, config, catalog, twins, state, quarantine, pipeline)

@@ -12,7 +12,8 @@ absolute values and are conditional on the ETag, so that resolves it either way.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from azure.core import MatchConditions
@@ -26,7 +27,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.pipeline import PipelineRequest, PipelineResponse
-from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from azure.digitaltwins.core import DigitalTwinsClient
 
 from shared.errors import Code, TransientError
@@ -40,19 +41,57 @@ RETRY_SETTINGS: dict[str, Any] = {
     "retry_backoff_max": 4,
     "timeout": 20,  # absolute seconds across all retries of one call
     "connection_timeout": 5,
-    "read_timeout": 10,
+    "read_timeout": 5,  # twin reads and patches are small (≤ 32 KB); a lost response must not eat the budget
 }
+
+
+# Waiting (Retry-After or back-off) within one call must end by then, so that a whole delivery (a few calls)
+# fits Event Grid's 30 s. A Retry-After is not capped by retry_backoff_max, hence this budget.
+RETRY_BUDGET_SECONDS = 8.0
+
+
+class BudgetRetryPolicy(RetryPolicy):  # type: ignore[type-arg]
+    """azure-core's RetryPolicy, unchanged in what it retries (statuses, methods, ``Retry-After`` honoured as is),
+    with one rule added: a retry whose wait would end past the call's budget is not attempted. The 429 or error
+    then surfaces at once (→ ``TransientError``, the broker redelivers) instead of sleeping past the deadline."""
+
+    def __init__(self, *, budget: float = RETRY_BUDGET_SECONDS, clock: Callable[[], float] = time.monotonic,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.budget = budget
+        self.clock = clock
+
+    def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+        settings = super().configure_retries(options)
+        settings["deadline"] = self.clock() + self.budget
+        return settings
+
+    def increment(self, settings: dict[str, Any], response: Any = None, error: Any = None) -> bool:
+        if not super().increment(settings, response=response, error=error):
+            return False
+        wait = self.get_retry_after(response) if isinstance(response, PipelineResponse) else None
+        if wait is None:
+            wait = self.get_backoff_time(settings)
+        return bool(self.clock() + wait <= settings["deadline"])
+
+
+def retry_policy(clock: Callable[[], float] = time.monotonic) -> BudgetRetryPolicy:
+    """The policy every AdtTwinStore uses (tests pass the fake transport's clock)."""
+    return BudgetRetryPolicy(clock=clock, **RETRY_SETTINGS)
 
 
 def _etag_from_headers(_response: Any, _deserialized: Any, headers: dict[str, str]) -> str | None:
     return headers.get("ETag")
 
 
-def _translate(exc: Exception, what: str) -> Exception:
+def _translate(exc: Exception, what: str, *, twin_write: bool = False) -> Exception:
     if isinstance(exc, ResourceModifiedError | ResourceExistsError):
         return TwinConflict(f"{what}: precondition failed")
     if isinstance(exc, ServiceResponseError):
-        return TwinConflict(f"{what}: no response, outcome unknown ({exc.__class__.__name__})")
+        if twin_write:  # may have applied: the applier re-reads and re-plans (patches are absolute)
+            return TwinConflict(f"{what}: no response, outcome unknown ({exc.__class__.__name__})")
+        # A read (or an idempotent relationship write) with no answer past the budget: nothing to resolve.
+        return TransientError(Code.ADT_UNAVAILABLE, f"{what}: no response from Azure Digital Twins: {exc}")
     if isinstance(exc, ServiceRequestError):
         return TransientError(Code.ADT_UNAVAILABLE, f"{what}: cannot reach Azure Digital Twins: {exc}")
     if isinstance(exc, HttpResponseError):
@@ -103,6 +142,7 @@ class AdtTwinStore:
 
             credential = DefaultAzureCredential()
         client_kwargs.setdefault("per_retry_policies", [CountingPolicy()])
+        client_kwargs.setdefault("retry_policy", retry_policy())
         return cls(DigitalTwinsClient(url, credential, **{**RETRY_SETTINGS, **client_kwargs}))
 
     def get_twin(self, twin_id: str) -> dict[str, Any] | None:
@@ -117,7 +157,7 @@ class AdtTwinStore:
         try:
             created = self.client.upsert_digital_twin(twin_id, document, match_condition=MatchConditions.IfMissing)
         except Exception as exc:
-            raise _translate(exc, f"PUT {twin_id}") from exc
+            raise _translate(exc, f"PUT {twin_id}", twin_write=True) from exc
         return str(created.get("$etag", ""))
 
     def patch_twin(self, twin_id: str, patch: list[dict[str, Any]], etag: str) -> str:
@@ -125,7 +165,7 @@ class AdtTwinStore:
             new_etag = self.client.update_digital_twin(
                 twin_id, patch, etag=etag, match_condition=MatchConditions.IfNotModified, cls=_etag_from_headers)
         except Exception as exc:
-            raise _translate(exc, f"PATCH {twin_id}") from exc
+            raise _translate(exc, f"PATCH {twin_id}", twin_write=True) from exc
         return str(new_etag or "")
 
     def delete_twin(self, twin_id: str, etag: str | None = None) -> None:
@@ -144,7 +184,7 @@ class AdtTwinStore:
         except (TwinMissing, TwinConflict, TwinRejected, TransientError):
             raise
         except Exception as exc:
-            raise _translate(exc, f"DELETE {twin_id}") from exc
+            raise _translate(exc, f"DELETE {twin_id}", twin_write=True) from exc
 
     def _delete_relationship_if_present(self, source: str, relationship_id: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
