@@ -3,8 +3,10 @@
 import azure.functions as func
 
 from functions.ingest_iothub_events import bp as ingest_iothub_events
+from functions.route_twin_changes import bp as route_twin_changes
 from shared.observability import configure_telemetry
 
 configure_telemetry()  # Application Insights via OpenTelemetry when APPLICATIONINSIGHTS_CONNECTION_STRING is set
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(ingest_iothub_events)
+app.register_functions(route_twin_changes)

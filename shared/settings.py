@@ -29,6 +29,8 @@ class Settings:
     quarantine_store: str | None = None  # TWINBRIDGE_QUARANTINE: blob | jsonl | memory; unset → jsonl if a file is set
     quarantine_container: str = "twinbridge-quarantine"  # TWINBRIDGE_QUARANTINE_CONTAINER (quarantine=blob)
     max_concurrency: int = 16  # TWINBRIDGE_MAX_CONCURRENCY: twins written at once per batch (1 = one at a time)
+    forwarding_store: str = "memory"  # TWINBRIDGE_FORWARDING_STORE: memory | table (egress forwarding records)
+    forwarding_table: str = "twinbridgeforwarding"  # TWINBRIDGE_FORWARDING_TABLE (forwarding_store=table)
     known_twins: int = 0  # TWINBRIDGE_KNOWN_TWINS: twins whose content/ETag is remembered to skip the GET (0 = off)
 
     @classmethod
@@ -54,5 +56,7 @@ class Settings:
             quarantine_store=(get("TWINBRIDGE_QUARANTINE") or "").lower() or None,
             quarantine_container=get("TWINBRIDGE_QUARANTINE_CONTAINER") or "twinbridge-quarantine",
             max_concurrency=max(1, int(get("TWINBRIDGE_MAX_CONCURRENCY") or 16)),
+            forwarding_store=(get("TWINBRIDGE_FORWARDING_STORE") or "memory").lower(),
+            forwarding_table=get("TWINBRIDGE_FORWARDING_TABLE") or "twinbridgeforwarding",
             known_twins=max(0, int(get("TWINBRIDGE_KNOWN_TWINS") or 0)),
         )

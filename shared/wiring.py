@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
@@ -17,6 +20,10 @@ from shared.filter_config import build_event_filter
 from shared.pipeline import Pipeline
 from shared.ports import Checkpoints, Quarantine, StateStore, TwinStore
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.egress.ports import ForwardingStore
+    from shared.egress.router import EgressRouter
 
 log = logging.getLogger("twinbridge.wiring")
 
@@ -31,6 +38,11 @@ class App:
     quarantine: Quarantine
     pipeline: Pipeline
     checkpoints: Checkpoints = field(default_factory=MemoryCheckpoints)  # resume points (reconcile)
+
+    @cached_property
+    def egress(self) -> EgressRouter:
+        """Built on first use (only the egress door needs it); tests may assign their own."""
+        return build_egress(self)
 
 
 def load_config(settings: Settings) -> AppConfig:
@@ -91,6 +103,33 @@ def build_quarantine(settings: Settings) -> Quarantine:
     if kind == "memory":
         return MemoryQuarantine()
     raise ConfigError("TWINBRIDGE_QUARANTINE", [Problem("", f"unknown quarantine {kind!r} (blob, jsonl, memory)")])
+
+
+def build_egress(app: App) -> EgressRouter:
+    """Routes, sinks, forwarding records and propagation rules from the config's egress sections (issue #5)."""
+    from shared.adapters.forwarding_memory import MemoryForwardingStore
+    from shared.adapters.sinks import build_sink
+    from shared.egress.config import load_egress
+    from shared.egress.propagation import RulePropagator
+    from shared.egress.router import EgressRouter
+
+    egress = load_egress(app.config.sections, app.settings.config_path or "<config>")
+    sinks = {name: build_sink(name, endpoint, os.environ) for name, endpoint in egress.endpoints.items()}
+    store: ForwardingStore | None = MemoryForwardingStore() if app.settings.forwarding_store == "memory" else None
+    if app.settings.forwarding_store == "table":
+        from shared.adapters.forwarding_table import TableForwardingStore
+
+        if app.settings.storage_connection:
+            store = TableForwardingStore.from_connection_string(app.settings.storage_connection,
+                                                                app.settings.forwarding_table)
+        elif app.settings.storage_account:
+            store = TableForwardingStore.from_endpoint(f"https://{app.settings.storage_account}.table.core.windows"
+                                                       ".net", app.settings.forwarding_table)
+    if store is None:
+        raise ConfigError("TWINBRIDGE_FORWARDING_STORE", [Problem("", "memory, or table with AzureWebJobsStorage "
+                                                                  "or AzureWebJobsStorage__accountName")])
+    propagator = RulePropagator(egress.rules, app.twins, app.state) if egress.rules else None
+    return EgressRouter(egress, sinks, store, app.quarantine, propagator)
 
 
 def build_app(settings: Settings | None = None) -> App:

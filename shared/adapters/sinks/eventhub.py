@@ -1,0 +1,100 @@
+"""Event Hubs sink (azure-eventhub): CloudEvents AMQP binding, partition key = twin id, batched per twin.
+
+A batch carries one partition key, so messages are grouped by twin (each twin's messages keep their order and
+land in one partition, where Event Hubs keeps them ordered) and every group is filled into as few batches as the
+size limit allows. Authentication: ``DefaultAzureCredential`` with the fully qualified namespace (managed
+identity in Azure); a connection string from an app setting only for local runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from azure.eventhub import EventData, EventDataBatch, EventHubProducerClient
+from azure.eventhub.exceptions import EventDataError, EventHubError
+
+from shared.adapters.sinks.common import amqp_binding, by_partition, fail_rest, setting, unavailable
+from shared.egress.config import EventHubEndpoint
+from shared.egress.ports import SENT, Delivery, Outgoing, Status
+from shared.errors import Code, ConfigError, PermanentError, Problem
+
+
+class Producer(Protocol):
+    """The two EventHubProducerClient methods this sink uses."""
+
+    def create_batch(self, *, partition_key: str | None = None) -> EventDataBatch: ...
+
+    def send_batch(self, event_data_batch: EventDataBatch) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def to_event_data(message: Outgoing) -> EventData:
+    body, props, content_type = amqp_binding(message.event)
+    data = EventData(body)
+    data.properties = props
+    if content_type:
+        data.content_type = content_type
+    data.message_id = message.message_id
+    return data
+
+
+class EventHubSink:
+    def __init__(self, name: str, producer: Producer) -> None:
+        self.name = name
+        self.producer = producer
+
+    @classmethod
+    def from_endpoint(cls, name: str, endpoint: EventHubEndpoint, env: Mapping[str, str]) -> EventHubSink:
+        client: Any
+        if endpoint.connection_setting:
+            conn = setting(env, endpoint.connection_setting, name)
+            client = EventHubProducerClient.from_connection_string(conn, eventhub_name=endpoint.eventhub)
+        elif endpoint.namespace:
+            from azure.identity import DefaultAzureCredential
+
+            client = EventHubProducerClient(endpoint.namespace, endpoint.eventhub, DefaultAzureCredential())
+        else:
+            raise ConfigError(f"endpoint {name}", [Problem("namespace", "give namespace or connection_setting")])
+        return cls(name, client)
+
+    def send(self, messages: Sequence[Outgoing]) -> list[Delivery]:
+        deliveries: list[Delivery | None] = [None] * len(messages)
+        for key, indexes in by_partition(messages).items():
+            pending: list[int] = []
+            try:
+                batch = self.producer.create_batch(partition_key=key)
+                for i in indexes:
+                    data = to_event_data(messages[i])
+                    try:
+                        batch.add(data)
+                    except ValueError:  # the batch is full: ship it, start the next one
+                        if pending:
+                            self._ship(batch, pending, deliveries)
+                            pending = []
+                            batch = self.producer.create_batch(partition_key=key)
+                        try:
+                            batch.add(data)
+                        except ValueError:
+                            deliveries[i] = Delivery(Status.REJECTED, PermanentError.at(
+                                Code.MESSAGE_TOO_LARGE, "data", f"larger than an Event Hubs batch "
+                                f"({batch.max_size_in_bytes} bytes)"))
+                            continue
+                    pending.append(i)
+                if pending:
+                    self._ship(batch, pending, deliveries)
+            except EventDataError as exc:  # the service refused the events themselves
+                for i in pending:
+                    deliveries[i] = Delivery(Status.REJECTED, PermanentError(Code.DELIVERY_REJECTED, str(exc)))
+            except EventHubError as exc:
+                return fail_rest(deliveries, unavailable(self.name, exc))
+        return [d if d is not None else SENT for d in deliveries]
+
+    def _ship(self, batch: EventDataBatch, pending: list[int], deliveries: list[Delivery | None]) -> None:
+        self.producer.send_batch(batch)
+        for i in pending:
+            deliveries[i] = SENT
+
+    def close(self) -> None:
+        self.producer.close()

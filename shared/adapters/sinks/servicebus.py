@@ -1,0 +1,97 @@
+"""Service Bus sink (azure-servicebus): CloudEvents AMQP binding, ``message_id`` = notification id + route.
+
+``message_id`` makes Service Bus duplicate detection drop a resend (e.g. after a crash between send and
+forwarding record). With ``sessions: true`` the session id is the twin id, so a session-enabled queue or
+subscription hands one twin's changes to one receiver in order. Messages are grouped per twin and batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch
+from azure.servicebus.exceptions import MessageSizeExceededError, ServiceBusError
+
+from shared.adapters.sinks.common import amqp_binding, by_partition, fail_rest, setting, unavailable
+from shared.egress.config import ServiceBusEndpoint
+from shared.egress.ports import SENT, Delivery, Outgoing, Status
+from shared.errors import Code, ConfigError, PermanentError, Problem
+
+
+class Sender(Protocol):
+    """The ServiceBusSender methods this sink uses."""
+
+    def create_message_batch(self) -> ServiceBusMessageBatch: ...
+
+    def send_messages(self, message: ServiceBusMessageBatch) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def to_message(message: Outgoing, sessions: bool) -> ServiceBusMessage:
+    body, props, content_type = amqp_binding(message.event)
+    return ServiceBusMessage(body, application_properties=props, message_id=message.message_id,
+                             session_id=message.partition_key if sessions else None, content_type=content_type)
+
+
+class ServiceBusSink:
+    def __init__(self, name: str, sender: Sender, *, sessions: bool = False, client: Any = None) -> None:
+        self.name = name
+        self.sender = sender
+        self.sessions = sessions
+        self._client = client
+
+    @classmethod
+    def from_endpoint(cls, name: str, endpoint: ServiceBusEndpoint, env: Mapping[str, str]) -> ServiceBusSink:
+        client: Any
+        if endpoint.connection_setting:
+            client = ServiceBusClient.from_connection_string(setting(env, endpoint.connection_setting, name))
+        elif endpoint.namespace:
+            from azure.identity import DefaultAzureCredential
+
+            client = ServiceBusClient(endpoint.namespace, DefaultAzureCredential())
+        else:
+            raise ConfigError(f"endpoint {name}", [Problem("namespace", "give namespace or connection_setting")])
+        sender = (client.get_topic_sender(endpoint.topic) if endpoint.topic
+                  else client.get_queue_sender(endpoint.queue))
+        return cls(name, sender, sessions=endpoint.sessions, client=client)
+
+    def send(self, messages: Sequence[Outgoing]) -> list[Delivery]:
+        deliveries: list[Delivery | None] = [None] * len(messages)
+        try:
+            for indexes in by_partition(messages).values():
+                batch = self.sender.create_message_batch()
+                pending: list[int] = []
+                for i in indexes:
+                    message = to_message(messages[i], self.sessions)
+                    try:
+                        batch.add_message(message)
+                    except MessageSizeExceededError:
+                        if pending:
+                            self._ship(batch, pending, deliveries)
+                            pending = []
+                            batch = self.sender.create_message_batch()
+                        try:
+                            batch.add_message(message)
+                        except MessageSizeExceededError:
+                            deliveries[i] = Delivery(Status.REJECTED, PermanentError.at(
+                                Code.MESSAGE_TOO_LARGE, "data", f"larger than a Service Bus batch "
+                                f"({batch.max_size_in_bytes} bytes)"))
+                            continue
+                    pending.append(i)
+                if pending:
+                    self._ship(batch, pending, deliveries)
+        except ServiceBusError as exc:
+            return fail_rest(deliveries, unavailable(self.name, exc))
+        return [d if d is not None else SENT for d in deliveries]
+
+    def _ship(self, batch: ServiceBusMessageBatch, pending: list[int], deliveries: list[Delivery | None]) -> None:
+        self.sender.send_messages(batch)
+        for i in pending:
+            deliveries[i] = SENT
+
+    def close(self) -> None:
+        self.sender.close()
+        if self._client is not None:
+            self._client.close()
