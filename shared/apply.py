@@ -12,13 +12,22 @@ twin write made after its twin read changes the ETag and makes its write fail. S
 forward, and the last successful write shows the latest shadow. A crash between the two steps leaves the shadow
 ahead of the twin; the redelivered batch merges nothing new but still writes the projection: that is the repair.
 Applying a batch twice writes nothing the second time.
+
+Known twins (saves the GET before each PATCH): the applier remembers, per twin, the content and ETag of the last
+version it read or wrote itself, and uses that as the step-1 read. That is the same as having read the twin at
+that moment — still before the shadow read — so the argument above holds unchanged: a write made by anyone since
+then changed the ETag, our conditional write fails with 412 (or 404 if the twin went), and the retry reads the twin
+for real. After our own successful write the remembered content is the old content with our patch applied, which
+is exactly what the service holds under the new ETag. Anything unexpected forgets the twin. See docs/performance.md.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from shared.config import MissingTwinPolicy
 from shared.errors import Code, Outcome, PermanentError, TransientError
@@ -29,6 +38,7 @@ from shared.ports import StateConflict, StateStore, TwinConflict, TwinMissing, T
 log = logging.getLogger("twinbridge.apply")
 
 MAX_ATTEMPTS = 5
+KNOWN_TWINS = 0  # default for TwinApplier(known_twins=): twins remembered per process (0: always GET; opt-in)
 
 
 @dataclass(slots=True)
@@ -53,12 +63,16 @@ class Projection:
 
 
 class TwinApplier:
-    def __init__(self, twins: TwinStore, state: StateStore, projection: Projection) -> None:
+    def __init__(self, twins: TwinStore, state: StateStore, projection: Projection,
+                 known_twins: int = KNOWN_TWINS) -> None:
         self.twins = twins
         self.state = state
         self.projection = projection
         self._writes = 0  # twin writes made (create, patch chunk, delete), for metrics and benchmarks
         self._writes_lock = threading.Lock()  # several twins may be applied at once (Pipeline's thread pool)
+        self._known: OrderedDict[str, dict[str, Any]] = OrderedDict()  # twin id -> last content we saw/wrote
+        self._known_limit = known_twins
+        self._known_lock = threading.Lock()
 
     @property
     def writes(self) -> int:
@@ -77,7 +91,7 @@ class TwinApplier:
         changes: list[Change] = []
         twin = None
         for _ in range(MAX_ATTEMPTS):
-            twin = self.twins.get_twin(twin_id)
+            twin = self._read_twin(twin_id)
             shadow, etag = self._load(twin_id, model_id)
             changes = []
             for i in order:
@@ -119,7 +133,7 @@ class TwinApplier:
         fresh = twin is not None
         for attempt in range(MAX_ATTEMPTS):
             if attempt or not fresh:
-                twin = self.twins.get_twin(twin_id)  # twin first, then the shadow: see the module docstring
+                twin = self._read_twin(twin_id, fresh=True)  # twin first, then the shadow: see the module docstring
             shadow, _ = self._load(twin_id, model_id)
             action = plan(shadow, twin, wants_twin(shadow, twin is not None, self.projection.policy),
                           _properties(shadow, self.projection), self.projection.max_patch_bytes)
@@ -138,18 +152,60 @@ class TwinApplier:
     def _execute(self, twin_id: str, twin: dict[str, object] | None, action: TwinAction, tally: WriteTally) -> None:
         if action.kind == "none":
             return
-        if action.kind == "create":
-            self._count(tally)
-            self.twins.create_twin(twin_id, action.document)
-        elif action.kind == "delete":
-            self._count(tally)
-            self.twins.delete_twin(twin_id, _etag(twin))
-        else:
-            etag = _etag(twin)
-            assert etag is not None
-            for chunk in action.patches:
+        try:
+            if action.kind == "create":
                 self._count(tally)
-                etag = self.twins.patch_twin(twin_id, chunk, etag)
+                etag = self.twins.create_twin(twin_id, action.document)
+                self._remember(twin_id, {**action.document, "$dtId": twin_id, "$etag": etag})
+            elif action.kind == "delete":
+                self._forget(twin_id)
+                self._count(tally)
+                self.twins.delete_twin(twin_id, _etag(twin))
+            else:
+                current = _etag(twin)
+                assert current is not None and twin is not None
+                content: dict[str, Any] = dict(twin)
+                remember = self._known_limit > 0
+                for chunk in action.patches:
+                    self._count(tally)
+                    current = self.twins.patch_twin(twin_id, chunk, current)
+                    if remember:
+                        content = _patched(content, chunk)
+                self._remember(twin_id, {**content, "$etag": current})
+        except BaseException:
+            self._forget(twin_id)  # whatever happened to the twin, the next step reads it for real
+            raise
+
+    # ---- known twins (see the module docstring) ----------------------------------------------------------------
+    def _read_twin(self, twin_id: str, *, fresh: bool = False) -> dict[str, Any] | None:
+        if not fresh and self._known_limit > 0:
+            with self._known_lock:
+                known = self._known.get(twin_id)
+                if known is not None:
+                    self._known.move_to_end(twin_id)
+                    return known
+        twin = self.twins.get_twin(twin_id)
+        if twin is None:
+            self._forget(twin_id)
+        else:
+            self._remember(twin_id, twin)
+        return twin
+
+    def _remember(self, twin_id: str, twin: dict[str, Any]) -> None:
+        if self._known_limit <= 0:
+            return
+        if not twin.get("$etag"):
+            self._forget(twin_id)  # no ETag (or caching off): nothing safe to remember
+            return
+        with self._known_lock:
+            self._known[twin_id] = twin
+            self._known.move_to_end(twin_id)
+            while len(self._known) > self._known_limit:
+                self._known.popitem(last=False)
+
+    def _forget(self, twin_id: str) -> None:
+        with self._known_lock:
+            self._known.pop(twin_id, None)
 
     def _count(self, tally: WriteTally) -> None:
         tally.count += 1
@@ -181,6 +237,20 @@ class TwinApplier:
 
 def _properties(shadow: Shadow, projection: Projection) -> dict[tuple[str, ...], object]:
     return desired_properties(shadow, projection.connection_path, projection.connection_values)
+
+
+def _patched(twin: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """``twin`` after the planner's ``add``/``replace`` ops, copying only the objects on each op's path."""
+    out = dict(twin)
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"][1:].split("/")]
+        node = out
+        for part in parts[:-1]:
+            child = dict(node[part])
+            node[part] = child
+            node = child
+        node[parts[-1]] = op["value"]
+    return out
 
 
 def _etag(twin: dict[str, object] | None) -> str | None:

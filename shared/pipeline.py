@@ -69,7 +69,7 @@ class BatchReport:
 class Pipeline:
     def __init__(self, config: AppConfig, twins: TwinStore, state: StateStore, quarantine: Quarantine, *,
                  catalog: ModelCatalog | None = None, event_filter: EventFilter | None = None,
-                 max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> None:
+                 max_concurrency: int = DEFAULT_MAX_CONCURRENCY, known_twins: int = 0) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.config = config
@@ -85,7 +85,7 @@ class Pipeline:
             connection_values={True: config.connection.connected, False: config.connection.disconnected},
             policy=config.missing_twin,
             max_patch_bytes=config.limits.max_patch_bytes,
-        ))
+        ), known_twins=known_twins)
 
     def process(self, events: Sequence[Any], sizes: Sequence[int | None] | None = None) -> BatchReport:
         report = BatchReport()
