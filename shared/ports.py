@@ -96,3 +96,11 @@ class QuarantineRecord:
 
 class Quarantine(Protocol):
     def put(self, record: QuarantineRecord) -> None: ...
+
+
+class Checkpoints(Protocol):
+    """Small named resume points (e.g. the registry reconcile's continuation token). Last write wins."""
+
+    def get(self, name: str) -> str | None: ...
+
+    def put(self, name: str, value: str | None) -> None: ...

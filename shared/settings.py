@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from shared.door_settings import DoorSettings
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +30,7 @@ class Settings:
     state_table: str = "twinbridgestate"  # TWINBRIDGE_STATE_TABLE: table for freshness shadows (state_store=table)
     quarantine_store: str | None = None  # TWINBRIDGE_QUARANTINE: blob | jsonl | memory; unset → jsonl if a file is set
     quarantine_container: str = "twinbridge-quarantine"  # TWINBRIDGE_QUARANTINE_CONTAINER (quarantine=blob)
+    doors: DoorSettings = field(default_factory=DoorSettings)  # webhook, Event Hubs, reconcile (door_settings.py)
     max_concurrency: int = 16  # TWINBRIDGE_MAX_CONCURRENCY: twins written at once per batch (1 = one at a time)
     forwarding_store: str = "memory"  # TWINBRIDGE_FORWARDING_STORE: memory | table (egress forwarding records)
     forwarding_table: str = "twinbridgeforwarding"  # TWINBRIDGE_FORWARDING_TABLE (forwarding_store=table)
@@ -55,6 +58,7 @@ class Settings:
             state_table=get("TWINBRIDGE_STATE_TABLE") or "twinbridgestate",
             quarantine_store=(get("TWINBRIDGE_QUARANTINE") or "").lower() or None,
             quarantine_container=get("TWINBRIDGE_QUARANTINE_CONTAINER") or "twinbridge-quarantine",
+            doors=DoorSettings.from_env(env),
             max_concurrency=max(1, int(get("TWINBRIDGE_MAX_CONCURRENCY") or 16)),
             forwarding_store=(get("TWINBRIDGE_FORWARDING_STORE") or "memory").lower(),
             forwarding_table=get("TWINBRIDGE_FORWARDING_TABLE") or "twinbridgeforwarding",

@@ -1,0 +1,40 @@
+import time
+
+import pytest
+import responses
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import RequestsTransport
+from azure.digitaltwins.core import DigitalTwinsClient
+
+from functions.runtime import use_app
+from shared.adapters.adt_twins import AdtTwinStore
+from shared.adapters.embedded_twins import EmbeddedTwinGraph
+from tests.support.builders import CATALOG
+from tests.support.fake_adt import ENDPOINT, FakeAdt
+
+
+class FakeCredential:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken("fake-token", int(time.time()) + 3600)
+
+
+@pytest.fixture
+def install():
+    """install(app): make it the process-wide app for the doors; forgotten after the test."""
+    yield use_app
+    use_app(None)
+
+
+@pytest.fixture
+def fake_adt():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeAdt(EmbeddedTwinGraph(CATALOG), mock)
+
+
+@pytest.fixture
+def adt_store(fake_adt, monkeypatch):
+    """The real ADT adapter (azure-core retry policy included) talking to the fake data plane; no real sleeps."""
+    monkeypatch.setattr(RequestsTransport, "sleep", lambda self, duration: None)
+    client = DigitalTwinsClient(ENDPOINT, FakeCredential(), retry_total=2, retry_backoff_factor=0.01,
+                                retry_backoff_max=0.01)
+    return AdtTwinStore(client)
