@@ -11,8 +11,8 @@ from shared.observability import configure_telemetry
 
 configure_telemetry()  # Application Insights via OpenTelemetry when APPLICATIONINSIGHTS_CONNECTION_STRING is set
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(ingest_iothub_events)
 app.register_functions(eventgrid_webhook)
 app.register_functions(ingest_iothub_stream)
 app.register_functions(reconcile_registry)
-app.register_functions(ingest_iothub_events)
 app.register_functions(route_twin_changes)
