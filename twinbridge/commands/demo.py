@@ -1,0 +1,227 @@
+"""``python -m twinbridge demo`` (what ``make demo`` runs): the whole flow on this machine, checked end to end.
+
+Azurite (when Node and node_modules/.bin/azurite are there) → the local Functions host (a subprocess) → ~50
+simulated devices for ~20 s through the local Event Grid publisher with chaos → a summary from the host's counters
+and the twin graph's SQLite file → every twin compared with what its device last reported. Everything it starts is
+stopped by process id, also on failure. Exit status 1 when any twin differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("demo", help="run the whole flow locally (Azurite, host, simulator) and check it")
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of simulated traffic (default 20)")
+    parser.add_argument("--rate", type=float, default=100.0, help="events per second (default 100)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-azurite", action="store_true", help="keep the state in memory even if Azurite exists")
+    parser.add_argument("--dir", default=str(REPO / ".run" / "demo"), help="run folder (wiped first)")
+    parser.set_defaults(handler=run)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+class HostProcess:
+    """``python -m twinbridge host`` as a child process; its log goes to a file, its URL comes from stdout."""
+
+    def __init__(self, settings: Path, outputs: Path, log_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items()
+               if not (k.startswith(("TWINBRIDGE_", "AzureWebJobs")) or k in ("ADT_URL",))}
+        self.log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "twinbridge", "host", "--port", "0", "--settings", str(settings),
+             "--outputs", str(outputs)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log,
+            stdin=subprocess.DEVNULL)
+        self.pid = self.process.pid
+        self.url: str | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line.startswith("Host listening on "):
+                self.url = line.removeprefix("Host listening on ")
+                self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self, timeout: float) -> str:
+        self._ready.wait(timeout)
+        if self.url is None:
+            raise RuntimeError(f"the local host did not start (exit {self.process.poll()}); see {self.log.name}")
+        return self.url
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.pid, 15)  # SIGTERM: the host stops its server and exits
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, 9)
+                self.process.wait(timeout=5)
+        self.log.close()
+
+
+def write_settings(path: Path, run_dir: Path, storage: str | None, topic: str) -> None:
+    values = {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "TWINBRIDGE_ALLOWED_TOPICS": topic,
+        "TWINBRIDGE_TWIN_DB": str(run_dir / "twins.db"),
+        "TWINBRIDGE_QUARANTINE_FILE": str(run_dir / "quarantine.jsonl"),
+        "TWINBRIDGE_STATE_STORE": "table" if storage else "memory",
+        # No Event Hubs emulator here: the stream doors stay off, as you would disable them under `func start`.
+        "AzureWebJobs.ingest_iothub_stream.Disabled": "true",
+        "AzureWebJobs.route_twin_changes_eventhub.Disabled": "true",
+    }
+    if storage:
+        values["AzureWebJobsStorage"] = storage
+    path.write_bytes(orjson.dumps({"IsEncrypted": False, "Values": values}, option=orjson.OPT_INDENT_2))
+
+
+def run(args: argparse.Namespace) -> int:
+    from twinbridge.simulator.fleet import TOPIC
+    from twinbridge.simulator.run import SimulationOptions, run_simulation
+
+    started = time.monotonic()
+    run_dir = Path(args.dir).resolve()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    azurite: Any = None
+    host: HostProcess | None = None
+    try:
+        storage = None
+        if not args.no_azurite:
+            azurite, why = _start_azurite(run_dir / "azurite")
+            if azurite is not None:
+                storage = azurite.connection_string
+                say(f"state store: Azure Table Storage on Azurite (pid {azurite.pid}, table port {azurite.table_port})")
+            else:
+                say(f"state store: memory — Azurite not started ({why})")
+        else:
+            say("state store: memory (--no-azurite)")
+        settings = run_dir / "local.settings.json"
+        write_settings(settings, run_dir, storage, TOPIC)
+        host = HostProcess(settings, run_dir / "outputs", run_dir / "host.log")
+        url = host.wait_ready(60)
+        say(f"local host: {url} (pid {host.pid}, log {_rel(run_dir / 'host.log')})")
+        say(f"simulating {args.devices} devices for {args.duration:g} s at {args.rate:g} events/s with chaos "
+            f"(subscription {_rel(REPO / 'demo' / 'subscription.json')}) ...")
+        options = SimulationOptions(
+            target=f"{url}/runtime/webhooks/eventgrid?functionName=ingest_iothub_events", devices=args.devices,
+            duration=args.duration, rate=args.rate, subscription=str(REPO / "demo" / "subscription.json"),
+            chaos=True, seed=args.seed, faulty=0.01, time_scale=0.01, deadletter_dir=str(run_dir / "deadletter"),
+            drain_timeout=60.0)
+        result = run_simulation(options)
+        for line in result.summary_lines():
+            say("  " + line)
+        stats = _host_stats(url)
+        mismatches, twins = _check(result, run_dir / "twins.db")
+        _summary(stats, twins, run_dir)
+        say(f"check: {len(twins)} twins compared with what their devices last reported: {len(mismatches)} mismatches")
+        for mismatch in mismatches[:10]:
+            say(f"  MISMATCH {mismatch}")
+            for line in _history(result, mismatch.twin_id, mismatch.field):
+                say(f"    {line}")
+        ok = not mismatches and result.drained and not stats.get("failures")
+        say(f"demo {'passed' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s; inspect the twins with "
+            f"`python -m twinbridge twins --db {_rel(run_dir / 'twins.db')} list`")
+        return 0 if ok else 1
+    finally:
+        if host is not None:
+            host.stop()
+            say(f"stopped local host (pid {host.pid})")
+        if azurite is not None:
+            azurite.stop()
+            say(f"stopped Azurite (pid {azurite.pid})")
+
+
+def _rel(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+def _start_azurite(workdir: Path) -> tuple[Any, str]:
+    try:
+        from twinbridge.azurite import azurite_missing_reason, start_azurite
+    except ImportError:
+        return None, "twinbridge.azurite is not available"
+    reason = azurite_missing_reason()
+    if reason is not None:
+        return None, reason
+    return start_azurite(workdir), ""
+
+
+def _history(result: Any, device_id: str, field: str) -> list[str]:
+    """The device's events that bear on ``field``, in the order it sent them, and whether each was accepted."""
+    lines = []
+    for event_id, effect in result.fleet.effects.items():
+        if effect.device_id != device_id:
+            continue
+        delivered = "delivered" if result.expectation.accepted(event_id) else "not delivered"
+        if field == "connectionState" and effect.kind == "connection":
+            state = "Connected" if effect.connected else "Disconnected"
+            lines.append(f"{event_id} seq {effect.sequence:X} {state} ({delivered})")
+        elif field in effect.values:
+            lines.append(f"{event_id} enqueued {effect.enqueued} {field}={effect.values[field]!r} ({delivered})")
+    return lines[-6:]
+
+
+def _host_stats(url: str) -> dict[str, Any]:
+    import requests
+
+    response = requests.get(f"{url}/admin/twinbridge/stats", timeout=10)
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def _check(result: Any, db: Path) -> tuple[list[Any], list[dict[str, Any]]]:
+    from shared.adapters.embedded_twins import EmbeddedTwinGraph
+
+    graph = EmbeddedTwinGraph(None, db)
+    try:
+        twins = list(graph.list_twins())
+    finally:
+        graph.close()
+    return result.expectation.compare(twins), twins
+
+
+def _summary(stats: dict[str, Any], twins: list[dict[str, Any]], run_dir: Path) -> None:
+    states = Counter(str(t.get("connectionState", "-")) for t in twins)
+    properties = sum(1 for t in twins for k in t if not k.startswith("$"))
+    outcomes = stats.get("outcomes", {})
+    codes = ", ".join(f"{k} {v}" for k, v in sorted(stats.get("codes", {}).items())) or "none"
+    invocations = sum(stats.get("invocations", {}).values())
+    failures = sum(stats.get("failures", {}).values())
+    say(f"twins: {len(twins)}, properties: {properties}, connection: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    say(f"host: {invocations} invocations ({failures} failed), {stats.get('twin_writes', 0)} twin writes")
+    say("events: " + ", ".join(f"{k} {outcomes.get(k, 0)}" for k in
+                               ("applied", "stale", "duplicate", "filtered", "quarantined", "retry"))
+        + f" (codes: {codes}; quarantine {_rel(run_dir / 'quarantine.jsonl')})")
+    outputs = stats.get("outputs", {})
+    if outputs:
+        say("egress/output messages: " + ", ".join(f"{k} {v}" for k, v in sorted(outputs.items())))
+    else:
+        say("egress: no routes configured (output bindings: 0 messages)")
