@@ -1,0 +1,55 @@
+"""Forwarding records in Table Storage (real Azurite) behave like the memory store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.adapters.forwarding_memory import MemoryForwardingStore
+from shared.adapters.forwarding_table import TableForwardingStore, _address
+from shared.egress.ports import ForwardingStore
+from shared.errors import Code, TransientError
+from twinbridge.azurite import Azurite
+
+KEYS = [f"{'contoso-adt.api.weu.digitaltwins.azure.net'}|n{i}|route/{i % 3}#{i % 2}" for i in range(150)]
+
+
+@pytest.fixture(params=["memory", "table"])
+def store(request: pytest.FixtureRequest) -> ForwardingStore:
+    if request.param == "memory":
+        return MemoryForwardingStore()
+    request.applymarker(pytest.mark.integration)
+    azurite: Azurite = request.getfixturevalue("azurite")
+    return TableForwardingStore.from_connection_string(azurite.connection_string, request.getfixturevalue("table_name"))
+
+
+def test_recorded_keys_are_seen_and_others_are_not(store: ForwardingStore) -> None:
+    assert store.seen(KEYS[:3]) == set()
+    store.record(KEYS)  # 150 keys: several partitions, transactions of ≤ 100
+    store.record(KEYS[:5])  # idempotent
+    assert store.seen([*KEYS[140:], "other|key|r"]) == set(KEYS[140:])
+
+
+@pytest.mark.integration
+def test_expired_records_count_as_absent_and_are_purged(azurite: Azurite, table_name: str) -> None:
+    store = TableForwardingStore.from_connection_string(azurite.connection_string, table_name,
+                                                        retention_seconds=25 * 3600)
+    store.record(["old", "new"])
+    table = TableClient.from_connection_string(azurite.connection_string, table_name)
+    partition, row = _address("old")
+    table.upsert_entity({"PartitionKey": partition, "RowKey": row, "Key": "old",
+                         "ForwardedAt": datetime.now(UTC) - timedelta(hours=26)}, mode=UpdateMode.REPLACE)
+    assert store.seen(["old", "new"]) == {"new"}
+    assert store.purge() == 1
+    assert store.seen(["old", "new"]) == {"new"}
+
+
+def test_unreachable_table_is_transient() -> None:
+    conn = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUz"
+            "FT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    store = TableForwardingStore(TableClient.from_connection_string(conn, "nowhere", retry_total=0))
+    with pytest.raises(TransientError) as info:
+        store.seen(["k"])
+    assert info.value.code is Code.FORWARDING_UNAVAILABLE
