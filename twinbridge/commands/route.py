@@ -14,6 +14,7 @@ Exit status 0 when every notification was valid, 1 when some were not, 2 on a ba
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,15 @@ def run(args: argparse.Namespace) -> int:
     except orjson.JSONDecodeError as exc:
         print(f"{args.notifications}: not JSON or JSON Lines: {exc}", file=sys.stderr)
         return 2
+    try:
+        invalid = _print_all(config, items, args.show_output)
+    except BrokenPipeError:  # `| head`: the reader has seen enough
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 — silence the interpreter's flush at exit
+        return 0
+    return 1 if invalid else 0
+
+
+def _print_all(config: EgressConfig, items: list[Any], show_output: bool) -> int:
     invalid = 0
     for item in items:
         try:
@@ -88,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
         names, messages = match(config, notification)
         print(_line({"id": notification.id, "type": notification.type, "subject": notification.cloudevent.get(
             "subject"), "routes": names}))
-        if args.show_output:
+        if show_output:
             for m in messages:
                 print(_line({"route": m.route, "message_id": m.message_id, "partition_key": m.partition_key,
                              "event": m.event}))
-    return 1 if invalid else 0
+    return invalid
