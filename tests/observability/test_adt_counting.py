@@ -9,7 +9,7 @@ import pytest
 import responses
 from azure.core.credentials import AccessToken
 
-from shared.adapters.adt_twins import AdtTwinStore, CountingPolicy
+from shared.adapters.adt_twins import RETRY_SETTINGS, AdtTwinStore, CountingPolicy
 from shared.errors import TransientError
 from shared.observability import ADT_CALLS, ADT_RETRIED, ADT_THROTTLED, METRICS, Metrics
 
@@ -43,14 +43,16 @@ def test_one_call_throttled_once_then_retried() -> None:
 @responses.activate
 def test_throttled_past_the_budget_counts_every_attempt() -> None:
     metrics = Metrics()
-    store = AdtTwinStore.from_url(URL, StaticCredential(), per_retry_policies=[CountingPolicy(metrics)],
-                                  retry_total=2)
-    for _ in range(3):
+    store = AdtTwinStore.from_url(URL, StaticCredential(), per_retry_policies=[CountingPolicy(metrics)])
+    retries = RETRY_SETTINGS["retry_total"]
+    for _ in range(retries + 1):
         responses.add(responses.GET, f"{URL}/digitaltwins/dev-1", **_throttled())
     with pytest.raises(TransientError) as caught:
         store.get_twin("dev-1")
     assert caught.value.code == "ADT_THROTTLED"
-    assert (metrics.total(ADT_CALLS), metrics.total(ADT_THROTTLED), metrics.total(ADT_RETRIED)) == (1, 3, 2)
+    assert (metrics.total(ADT_CALLS), metrics.total(ADT_THROTTLED), metrics.total(ADT_RETRIED)) == \
+        (1, retries + 1, retries)
+    assert len(responses.calls) == retries + 1
 
 
 @responses.activate
