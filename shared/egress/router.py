@@ -109,8 +109,7 @@ class EgressRouter:
         """Notifications in the CloudEvents AMQP binding (Event Hubs trigger): (application properties, body)."""
         items: list[tuple[Any, Parse]] = []
         for props, body in messages:
-            raw = {"properties": {str(k): str(v) for k, v in props.items()},
-                   "body": body.decode("utf-8", "replace") if isinstance(body, bytes) else body}
+            raw = {"properties": {_str(k): _str(v) for k, v in props.items()}, "body": _str(body)}
             items.append((raw, partial(read_amqp_notification, props, body)))
         return self._process(items)
 
@@ -216,6 +215,11 @@ class EgressRouter:
         result.code, result.path, result.message = str(error.code), error.path, error.message
         log.warning("egress quarantined %s: %s", result.id, error)
         return result
+
+
+def _str(value: Any) -> Any:
+    """AMQP names and values may be bytes; the quarantine record keeps them readable."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _text(raw: Any, name: str) -> str | None:
