@@ -16,8 +16,10 @@ from shared.wiring import App
 from tests.support import factory
 from tests.support.builders import rig
 from tests.support.fixtures import SAMPLE_NAMES, load_event
+from twinbridge.localhost.runtime import indexed
 
-FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}  # get_functions(): once only
+# FunctionApp.get_functions() may run once per app and process: share the local host's index.
+FUNCTIONS = indexed(function_app.app)
 
 
 @pytest.fixture
@@ -34,8 +36,17 @@ def converted(raw):
 
 
 def test_the_function_is_registered_as_an_event_grid_trigger():
-    bindings = orjson.loads(FUNCTIONS["ingest_iothub_events"].get_function_json())["bindings"]
-    assert bindings == [{"direction": "IN", "type": "eventGridTrigger", "name": "event"}]
+    door = FUNCTIONS["ingest_iothub_events"]
+    assert door.trigger == {"direction": "IN", "type": "eventGridTrigger", "name": "event"}
+    assert door.inputs == [] and door.outputs == []
+
+
+def test_the_app_indexes_every_door_and_no_http_function_is_anonymous():
+    assert {"ingest_iothub_events", "eventgrid_webhook", "ingest_iothub_stream", "reconcile_registry",
+            "route_twin_changes"} <= set(FUNCTIONS)
+    for function in FUNCTIONS.values():
+        if function.trigger["type"] == "httpTrigger":
+            assert function.trigger.get("authLevel", "FUNCTION").upper() != "ANONYMOUS", function.name
 
 
 @pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
