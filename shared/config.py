@@ -7,6 +7,9 @@ the modules that own them. With no file at all, ``AppConfig.default()`` gives th
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.errors import ConfigError, Problem
 from shared.events import IOT_HUB_EVENT_TYPES
 
+# ``${NAME}`` in a config value is replaced by the app setting NAME, so one config file serves every environment
+# (the IaC wires the settings). Only the braced form: route filters legitimately contain ``$body``.
+_SETTING_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DEFAULT_DEVICE_MODEL = "dtmi:twinbridge:IoTDevice;1"
 DEFAULT_MODULE_MODEL = "dtmi:twinbridge:IoTModule;1"
 ANY_IOT_HUB = "*"
@@ -125,7 +131,13 @@ class AppConfig(BaseModel):
             raise ConfigError(source, problems) from None
 
     @classmethod
-    def load(cls, path: str | Path) -> AppConfig:
+    def load(cls, path: str | Path, env: Mapping[str, str] | None = None,
+             require_settings: bool = False) -> AppConfig:
+        """The config file with ``${NAME}`` references resolved from ``env`` (default: the environment).
+
+        The app starts with ``require_settings=True``: a reference to a missing setting is then an error. Offline
+        tooling (filters export, route dry-runs) leaves unresolvable references as they are.
+        """
         file = Path(path)
         try:
             text = file.read_bytes()
@@ -135,4 +147,26 @@ class AppConfig(BaseModel):
             data = orjson.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
         except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
             raise ConfigError(str(file), [Problem("", f"not valid {file.suffix or 'YAML'}: {exc}")]) from None
+        problems: list[Problem] = []
+        data = resolve_settings(data, os.environ if env is None else env, "", problems)
+        if problems and require_settings:
+            raise ConfigError(str(file), problems)
         return cls.from_data(data, str(file))
+
+
+def resolve_settings(value: Any, env: Mapping[str, str], path: str, problems: list[Problem]) -> Any:
+    """``value`` with every ``${NAME}`` replaced by the app setting; a missing setting is a problem at its path."""
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                problems.append(Problem(path, f"refers to app setting {name}, which is not set"))
+                return match.group(0)
+            return env[name]
+
+        return _SETTING_REFERENCE.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: resolve_settings(v, env, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_settings(v, env, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value

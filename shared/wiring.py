@@ -19,7 +19,7 @@ from shared.errors import ConfigError, Problem
 from shared.filter_config import build_event_filter
 from shared.pipeline import Pipeline
 from shared.ports import Checkpoints, Quarantine, StateStore, TwinStore
-from shared.settings import Settings
+from shared.settings import APP_ROOT, Settings
 
 if TYPE_CHECKING:
     from shared.egress.ports import ForwardingStore
@@ -45,8 +45,18 @@ class App:
         return build_egress(self)
 
 
+def resolve_app_path(path: str) -> Path:
+    """A relative path that does not exist from the working directory is taken from the app root (the worker's
+    working directory is not guaranteed to be it on every hosting plan)."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return APP_ROOT / candidate
+
+
 def load_config(settings: Settings) -> AppConfig:
-    config = AppConfig.load(settings.config_path) if settings.config_path else AppConfig.default()
+    config = AppConfig.load(resolve_app_path(settings.config_path), require_settings=True) \
+        if settings.config_path else AppConfig.default()
     if settings.allowed_topics:
         config = config.model_copy(update={"topics": [*config.topics, *settings.allowed_topics]})
     # The Event Hubs door stamps IOTHUB_RESOURCE_ID on what the built-in endpoint delivers: that hub is trusted.

@@ -96,3 +96,20 @@ def test_config_file_errors_name_the_file(tmp_path):
     loaded = AppConfig.load(good)
     assert loaded.missing_twin is MissingTwinPolicy.QUARANTINE
     assert loaded.sections == {"filters": {"routing_query": "true"}}
+
+
+def test_app_setting_references_are_resolved_and_dollar_body_is_left_alone(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("topics: ['${HUB_ID}']\n"
+                    "endpoints: {ts: {kind: eventhub, namespace: '${NS}.servicebus.windows.net'}}\n"
+                    "routes: [{name: r, filter: \"$body.modelId = 'x'\", endpoint: ts}]\n")
+    config = AppConfig.load(path, env={"HUB_ID": "/subscriptions/s/x", "NS": "contoso"})
+    assert config.topics == ["/subscriptions/s/x"]
+    assert config.sections["endpoints"]["ts"]["namespace"] == "contoso.servicebus.windows.net"
+    assert config.sections["routes"][0]["filter"] == "$body.modelId = 'x'"
+    offline = AppConfig.load(path, env={"HUB_ID": "h"})  # tooling: left as written
+    assert offline.sections["endpoints"]["ts"]["namespace"] == "${NS}.servicebus.windows.net"
+    with pytest.raises(ConfigError) as caught:
+        AppConfig.load(path, env={"HUB_ID": "h"}, require_settings=True)
+    assert [p.path for p in caught.value.problems] == ["endpoints.ts.namespace"]
+    assert "NS" in str(caught.value)
