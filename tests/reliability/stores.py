@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
 from typing import Any
 
-from shared.adapters.memory_state import MemoryStateStore
 from shared.adapters.table_state import TableStateStore
 from shared.freshness import CONNECTION, Shadow
 from shared.ports import StateStore
@@ -49,9 +48,18 @@ class RecordingState:
         return regressions
 
 
-def memory_store() -> MemoryStateStore:
-    return MemoryStateStore()
+class SlowState:
+    """Adds a short pause after each read, releasing the GIL as real storage I/O does, so that concurrent
+    instances really interleave between reading a shadow and writing it back (the race the etags guard)."""
 
+    def __init__(self, inner: StateStore, pause: float = 0.001) -> None:
+        self.inner = inner
+        self.pause = pause
 
-def iter_writes(calls: dict[str, int]) -> Iterator[int]:
-    yield calls["create"] + calls["patch"] + calls["delete"]
+    def load(self, twin_id: str) -> tuple[Shadow, str] | None:
+        found = self.inner.load(twin_id)
+        time.sleep(self.pause)
+        return found
+
+    def save(self, shadow: Shadow, etag: str | None) -> str:
+        return self.inner.save(shadow, etag)
