@@ -7,11 +7,20 @@ The protocol, and why it is safe with several instances and redeliveries:
 2. Write the twin so it shows the *whole* shadow (not just this batch's part), conditionally on the ETag read in
    step 1. On 412 re-read the twin then the shadow and re-plan.
 
-A writer whose view is stale cannot win: any shadow commit made before its shadow read is in its projection; any
-twin write made after its twin read changes the ETag and makes its write fail. So the twin only ever moves
-forward, and the last successful write shows the latest shadow. A crash between the two steps leaves the shadow
-ahead of the twin; the redelivered batch merges nothing new but still writes the projection: that is the repair.
-Applying a batch twice writes nothing the second time.
+3. Make sure what was shown is still the latest: after a write, re-read the shadow and start step 2 again if
+   anyone committed since our shadow read; after deciding there is nothing to write (having committed something),
+   re-read the twin and start step 2 again if its ETag moved since our twin read.
+
+Why step 3 exists. A stale writer B (its shadow S1 committed) and a newer writer A (S2 on top of S1): A reads the
+twin, sees it already shows proj(S2) and writes nothing; B's patch with the same, unchanged ETag then succeeds and
+shows proj(S1) — a regression the ETag alone cannot stop, because the newer writer made no write. With step 3, B
+sees the shadow moved after its write and writes proj(S2); and if A read the twin before B's write but B checked
+before A committed, A sees the ETag moved and writes proj(S2). Hence: after the last writer finishes, the twin shows
+the latest shadow. Any commit made before a writer's shadow read is in its projection; any write made after its
+twin read makes its conditional write fail (412 → re-read). A stale value can be visible between such a write and
+its correction (a few milliseconds, only under a race on one twin), never at the end. A crash between the steps
+leaves the shadow ahead of the twin; the redelivered batch merges nothing new but still writes the projection:
+that is the repair. Applying a batch twice writes nothing the second time.
 
 Known twins (saves the GET before each PATCH): the applier remembers, per twin, the content and ETag of the last
 version it read or wrote itself, and uses that as the step-1 read. That is the same as having read the twin at
@@ -106,7 +115,7 @@ class TwinApplier:
         else:
             raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"state of {twin_id} kept changing under us")
         try:
-            self._write(twin_id, model_id, twin, tally)
+            self._write(twin_id, model_id, twin, tally, committed=bool(changes))
         except TwinRejected as exc:
             self._revert(twin_id, model_id, changes)
             error = PermanentError.at(Code.TWIN_REJECTED, "", f"Digital Twins refused the write to {twin_id}: {exc}")
@@ -129,17 +138,16 @@ class TwinApplier:
         return Decision(outcome)
 
     def _write(self, twin_id: str, model_id: str, twin: dict[str, object] | None, tally: WriteTally, *,
-               tolerate_rejection: bool = False) -> None:
+               committed: bool = True, tolerate_rejection: bool = False) -> None:
         fresh = twin is not None
         for attempt in range(MAX_ATTEMPTS):
             if attempt or not fresh:
                 twin = self._read_twin(twin_id, fresh=True)  # twin first, then the shadow: see the module docstring
-            shadow, _ = self._load(twin_id, model_id)
+            shadow, shadow_etag = self._load(twin_id, model_id)
             action = plan(shadow, twin, wants_twin(shadow, twin is not None, self.projection.policy),
                           _properties(shadow, self.projection), self.projection.max_patch_bytes)
             try:
                 self._execute(twin_id, twin, action, tally)
-                return
             except (TwinConflict, TwinMissing):
                 continue
             except TwinRejected:
@@ -147,7 +155,18 @@ class TwinApplier:
                     log.error("twin %s still refuses the reverted state; left as is", twin_id)
                     return
                 raise
+            # Step 3 (module docstring): what we showed, or found already shown, must still be the latest.
+            if action.kind != "none":
+                if self._shadow_etag(twin_id) == shadow_etag:
+                    return
+            elif not committed or _etag(self.twins.get_twin(twin_id)) == _etag(twin):
+                return
+            log.info("twin %s: another writer moved on during our write; showing the latest state", twin_id)
         raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"twin {twin_id} kept changing under us")
+
+    def _shadow_etag(self, twin_id: str) -> str | None:
+        loaded = self.state.load(twin_id)
+        return None if loaded is None else loaded[1]
 
     def _execute(self, twin_id: str, twin: dict[str, object] | None, action: TwinAction, tally: WriteTally) -> None:
         if action.kind == "none":
