@@ -165,3 +165,33 @@ def test_5xx_is_retried_then_transient() -> None:
     assert caught.value.code is Code.STATE_UNAVAILABLE
     gets = [c for c in responses.calls if c.request.method == "GET"]
     assert len(gets) == 3  # the first try and two retries by azure-core's policy, no loop of ours
+
+
+@pytest.mark.integration
+def test_wiring_selects_the_azure_storage_adapters(azurite: Azurite, table_name: str) -> None:
+    from shared.adapters.azure_quarantine import BlobQuarantine
+    from shared.settings import Settings
+    from shared.wiring import build_app
+    from tests.support import factory
+
+    settings = Settings.from_env({"TWINBRIDGE_STATE_STORE": "table", "TWINBRIDGE_QUARANTINE": "blob",
+                                  "AzureWebJobsStorage": azurite.connection_string,
+                                  "TWINBRIDGE_STATE_TABLE": table_name,
+                                  "TWINBRIDGE_QUARANTINE_CONTAINER": "q" + table_name,
+                                  "TWINBRIDGE_ALLOWED_TOPICS": factory.TOPIC})
+    app = build_app(settings)
+    assert isinstance(app.state, TableStateStore) and isinstance(app.quarantine, BlobQuarantine)
+    report = app.pipeline.process([factory.connection("wired-1", 3, second=1), {"id": "x", "topic": "nope"}])
+    assert report.counts()["applied"] == 1 and report.counts()["quarantined"] == 1
+    loaded = app.state.load("wired-1")
+    assert loaded is not None and loaded[0].marks[CONNECTION].order == (3,)
+    assert len(app.quarantine.list()) == 1
+
+
+def test_table_state_without_storage_is_a_config_error() -> None:
+    from shared.errors import ConfigError
+    from shared.settings import Settings
+    from shared.wiring import build_state_store
+
+    with pytest.raises(ConfigError, match="AzureWebJobsStorage"):
+        build_state_store(Settings.from_env({"TWINBRIDGE_STATE_STORE": "table"}))
