@@ -141,7 +141,7 @@ class Connection:
     connected: bool
 
     def event(self) -> dict[str, Any]:
-        return factory.connection(self.device, self.sequence, connected=self.connected, second=5 + self.sequence / 1e6,
+        return factory.connection(self.device, self.sequence, connected=self.connected, second=5,
                                   event_id=f"conn-{self.device}-{self.sequence}")
 
 
