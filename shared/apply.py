@@ -40,8 +40,8 @@ from typing import Any
 
 from shared.config import MissingTwinPolicy
 from shared.errors import Code, Outcome, PermanentError, TransientError
-from shared.freshness import Change, Intent, Shadow, merge, undo
-from shared.plan import TwinAction, desired_properties, plan, wants_twin
+from shared.freshness import DELETED, Change, Intent, Shadow, merge, undo
+from shared.plan import TwinAction, desired_properties, dropped_paths, plan, wants_twin
 from shared.ports import StateConflict, StateStore, TwinConflict, TwinMissing, TwinRejected, TwinStore
 
 log = logging.getLogger("twinbridge.apply")
@@ -126,9 +126,13 @@ class TwinApplier:
 
     def _merge_one(self, shadow: Shadow, intent: Intent, twin_exists: bool, changes: list[Change]) -> Decision:
         policy = self.projection.policy
-        if (not intent.lifecycle and policy is not MissingTwinPolicy.CREATE
+        tombstone = shadow.tombstone_ticks
+        older_than_deletion = tombstone is not None and all(m.ticks <= tombstone for _, m in intent.candidates)
+        if (not intent.lifecycle and not older_than_deletion and policy is not MissingTwinPolicy.CREATE
                 and not wants_twin(shadow, twin_exists, MissingTwinPolicy.QUARANTINE)):
-            if policy is MissingTwinPolicy.RETRY:
+            # A deleted device that keeps talking is not "not ready yet": retrying would last the broker's whole
+            # retry window (and block an Event Hubs partition). If it is re-created, its DeviceCreated will come.
+            if policy is MissingTwinPolicy.RETRY and shadow.lifecycle != DELETED:
                 return Decision(Outcome.RETRY, TransientError(Code.TWIN_NOT_READY,
                                                               f"twin {intent.twin_id} does not exist yet"))
             return Decision(Outcome.QUARANTINED, PermanentError.at(
@@ -145,7 +149,8 @@ class TwinApplier:
                 twin = self._read_twin(twin_id, fresh=True)  # twin first, then the shadow: see the module docstring
             shadow, shadow_etag = self._load(twin_id, model_id)
             action = plan(shadow, twin, wants_twin(shadow, twin is not None, self.projection.policy),
-                          _properties(shadow, self.projection), self.projection.max_patch_bytes)
+                          _properties(shadow, self.projection), self.projection.max_patch_bytes,
+                          dropped_paths(shadow, self.projection.connection_path))
             try:
                 self._execute(twin_id, twin, action, tally)
             except (TwinConflict, TwinMissing):
@@ -155,6 +160,8 @@ class TwinApplier:
                     log.error("twin %s still refuses the reverted state; left as is", twin_id)
                     return
                 raise
+            if action.partial:
+                continue  # created bare (too big for one request): the properties follow as patches
             # Step 3 (module docstring): what we showed, or found already shown, must still be the latest.
             if action.kind != "none":
                 if self._shadow_etag(twin_id) == shadow_etag:

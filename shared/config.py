@@ -55,7 +55,8 @@ class Limits(_Section):
 
 class TwinSection(_Section):
     device_id: str = "{deviceId}"
-    module_id: str = "{deviceId}-{moduleId}"
+    # '~' cannot occur in an IoT Hub device id, so a device 'a-b' and module 'b' of device 'a' never share a twin.
+    module_id: str = "{deviceId}~{moduleId}"
     device_model: str = DEFAULT_DEVICE_MODEL
     module_model: str = DEFAULT_MODULE_MODEL
 
@@ -67,6 +68,13 @@ class TwinSection(_Section):
         unknown = {part.split("}")[0] for part in value.split("{")[1:]} - {"deviceId", "moduleId", "hubName"}
         if unknown:
             raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{deviceId}}, {{moduleId}}, {{hubName}}")
+        return value
+
+    @field_validator("module_id")
+    @classmethod
+    def _module_template(cls, value: str) -> str:
+        if "{moduleId}" not in value:
+            raise ValueError("the module template must contain {moduleId} (else modules overwrite their device's twin)")
         return value
 
 

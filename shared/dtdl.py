@@ -6,6 +6,7 @@ Used twice: the mapper skips body fields the twin's model does not declare (ADT 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import orjson
 
 _NUMBER = ("double", "float")
+# DTDL integer is 32-bit, long 64-bit; ADT refuses values outside them.
+_INT_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _INTEGER = ("integer", "long")
 _TEXT = ("string", "date", "dateTime", "time", "duration")
 
@@ -28,9 +31,12 @@ class PropertyType:
         if value is None:
             return True
         if self.schema in _NUMBER:
-            return isinstance(value, int | float) and not isinstance(value, bool)
+            if isinstance(value, float):
+                return math.isfinite(value)  # NaN and infinities are not JSON: ADT cannot store them
+            return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**1023
         if self.schema in _INTEGER:
-            return isinstance(value, int) and not isinstance(value, bool)
+            low, high = _INT_RANGE[self.schema]
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
         if self.schema == "boolean":
             return isinstance(value, bool)
         if self.schema in _TEXT:

@@ -64,6 +64,9 @@ class Shadow:
     twin_id: str
     model_id: str
     marks: dict[str, Mark] = field(default_factory=dict)
+    # Every device field ever shown on the twin: what a deletion drops must also leave the twin, even when the
+    # twin itself is not deleted (a DeviceDeleted and a newer DeviceCreated coalesced into one batch).
+    owned: set[str] = field(default_factory=set)
 
     @property
     def lifecycle(self) -> str | None:
@@ -82,15 +85,16 @@ class Shadow:
         return {name: mark for name, mark in self.marks.items() if name not in _CONTROL}
 
     def copy(self) -> Shadow:
-        return Shadow(self.twin_id, self.model_id, dict(self.marks))
+        return Shadow(self.twin_id, self.model_id, dict(self.marks), set(self.owned))
 
     def to_data(self) -> dict[str, Any]:
         return {"twin": self.twin_id, "model": self.model_id,
-                "marks": {name: mark.to_data() for name, mark in self.marks.items()}}
+                "marks": {name: mark.to_data() for name, mark in self.marks.items()}, "owned": sorted(self.owned)}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Shadow:
-        return cls(data["twin"], data["model"], {n: Mark.from_data(m) for n, m in data["marks"].items()})
+        return cls(data["twin"], data["model"], {n: Mark.from_data(m) for n, m in data["marks"].items()},
+                   set(data.get("owned", ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,8 @@ def merge(shadow: Shadow, intent: Intent) -> tuple[Outcome, list[Change]]:
                 continue
         newer += 1
         shadow.marks[name] = mark
+        if name not in _CONTROL:
+            shadow.owned.add(name)
         changes.append(Change(name, current, mark))
         if name == TOMBSTONE:
             changes.extend(_clear_before(shadow, mark.ticks))

@@ -15,6 +15,7 @@ import orjson
 
 from shared.config import AppConfig
 from shared.decode import decode_body
+from shared.errors import Code, PermanentError
 from shared.events import IotHubEvent, Kind
 from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Mark
 from shared.guard import Guard, check_subject
@@ -49,7 +50,7 @@ class Intake:
 
     def accept(self, raw: Any, size: int | None = None) -> Accepted | Filtered:
         """Raises PermanentError (with code and field path) when the event must be quarantined."""
-        self._guard.check_size(size if size is not None else len(orjson.dumps(raw)))
+        self._guard.check_size(size if size is not None else _serialized_size(raw))
         envelope = read_envelope(raw)
         self._guard.check_envelope(envelope)
         if self._filter is not None:
@@ -85,3 +86,11 @@ class Intake:
             return Intent(event.id, target.twin_id, True, ((LIFECYCLE, created),))
         deleted = Mark((ticks, version, 1), DELETED, event.id, ticks)
         return Intent(event.id, target.twin_id, True, ((LIFECYCLE, deleted), (TOMBSTONE, deleted)))
+
+
+def _serialized_size(raw: Any) -> int:
+    """The event's size as JSON; a value JSON cannot carry (an integer beyond 64 bits) is bad input, not a crash."""
+    try:
+        return len(orjson.dumps(raw))
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise PermanentError.at(Code.SCHEMA_INVALID, "", f"event holds a value JSON cannot carry: {exc}") from None

@@ -1,6 +1,6 @@
 """Device → twin mapping, compiled once from the config (paths split, templates checked against the models).
 
-Defaults (no config file): twin id = device id (modules: ``{deviceId}-{moduleId}``); the models shipped in
+Defaults (no config file): twin id = device id (modules: ``{deviceId}~{moduleId}``); the models shipped in
 ``models/``; every top-level primitive field of a JSON body → the twin property of the same name, kept only when
 the twin's model declares it with a compatible type (ADT would reject the whole PATCH otherwise); connection events
 → property ``connectionState`` = ``"Connected"`` / ``"Disconnected"``.
@@ -8,6 +8,7 @@ the twin's model declares it with a compatible type (ADT would reject the whole 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,9 @@ class Mapper:
                     problems.append(Problem(f"telemetry.fields[{i}].property",
                                             f"{'/'.join(f.target)!r} is not declared by {model} ({where})"))
         for i, f in enumerate(self._fields):
+            if self.connection_path and f.target == self.connection_path:
+                problems.append(Problem(f"telemetry.fields[{i}].property", "is the connection property: only "
+                                                                           "connection events may set it"))
             if any(not _DTDL_NAME.match(part) for part in f.target):
                 problems.append(Problem(f"telemetry.fields[{i}].property", "each level must be a valid DTDL name"))
         if problems:
@@ -89,7 +93,7 @@ class Mapper:
             template, model = self._twin.device_id, self._twin.device_model
         twin_id = (template.replace("{deviceId}", event.device_id)
                    .replace("{moduleId}", event.module_id or "")
-                   .replace("{hubName}", event.hub_name or ""))
+                   .replace("{hubName}", (event.hub_name or "").lower()))
         return TwinTarget(twin_id, model, event.device_id, event.module_id)
 
     def connection_value(self, connected: bool) -> str:
@@ -115,7 +119,7 @@ class Mapper:
             if entry is _SKIP:
                 continue
             path, declared = entry
-            if declared is not None and not declared.accepts(value):
+            if (declared is not None and not declared.accepts(value)) or not _finite(value):
                 continue
             if isinstance(value, str):
                 self._check_size(name, value)
@@ -134,6 +138,8 @@ class Mapper:
         if not _DTDL_NAME.match(name):
             return _SKIP
         path = (name,)
+        if path == self.connection_path:
+            return _SKIP  # only connection events, ordered by sequence number, may set it (no self-reported spoofing)
         if not self._catalog.knows(model_id):
             return path, None
         declared = self._catalog.property_type(model_id, path)
@@ -151,6 +157,9 @@ class Mapper:
                 value = value[key]
             if value is _MISSING or value is None:
                 continue
+            if not _finite(value):
+                raise PermanentError.at(Code.MAPPING_FAILED, f"data.body.{f.source_text}",
+                                        f"{value!r} is not a JSON number")
             if known:
                 declared = self._catalog.property_type(target.model_id, f.target)
                 if declared is not None and not declared.accepts(value):
@@ -171,3 +180,8 @@ class Mapper:
 
 
 _MISSING: Any = object()
+
+
+def _finite(value: Any) -> bool:
+    """NaN and infinities (which Python's json module reads) are not JSON: no twin can hold them."""
+    return not isinstance(value, float) or math.isfinite(value)

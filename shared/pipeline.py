@@ -22,7 +22,7 @@ from shared.errors import Code, Outcome, PermanentError, TransientError, Twinbri
 from shared.freshness import Intent
 from shared.intake import Accepted, EventFilter, Intake
 from shared.mapping import Mapper
-from shared.ports import Quarantine, StateStore, TwinStore
+from shared.ports import Quarantine, StateStore, TwinMissing, TwinRejected, TwinStore
 from shared.quarantine_record import build_record
 
 log = logging.getLogger("twinbridge.pipeline")
@@ -144,6 +144,10 @@ class Pipeline:
         except TransientError as exc:
             log.warning("twin %s: transient failure, %d event(s) to redeliver: %s", twin_id, len(members), exc)
             return [Decision(Outcome.RETRY, exc)] * len(members), tally.count
+        except (TwinRejected, TwinMissing) as exc:
+            # E.g. 400 InvalidArgument on reading the twin (an id the service refuses): permanent for these events.
+            error = PermanentError.at(Code.TWIN_REJECTED, "", f"Digital Twins refused {twin_id!r}: {exc}")
+            return [Decision(Outcome.QUARANTINED, error)] * len(members), tally.count
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:

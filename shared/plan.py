@@ -8,10 +8,9 @@ batch finds nothing to do. Patches carry absolute values only, so applying one t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-import orjson
 
 from shared.config import MissingTwinPolicy
 from shared.freshness import CONNECTION, LIVE, Shadow
@@ -25,6 +24,7 @@ class TwinAction:
     kind: Literal["none", "create", "patch", "delete"]
     patches: list[list[PatchOp]] = field(default_factory=list)  # several only when one would exceed 32 KB
     document: dict[str, Any] = field(default_factory=dict)  # the twin to create
+    partial: bool = False  # a create too big for one request: created bare, the properties follow as patches
 
 
 def wants_twin(shadow: Shadow, twin_exists: bool, policy: MissingTwinPolicy) -> bool:
@@ -34,6 +34,13 @@ def wants_twin(shadow: Shadow, twin_exists: bool, policy: MissingTwinPolicy) -> 
     if shadow.lifecycle is None and twin_exists:
         return True
     return policy is MissingTwinPolicy.CREATE and shadow.has_device_data()
+
+
+def dropped_paths(shadow: Shadow, connection_path: Path | None) -> list[Path]:
+    """Twin paths this app once wrote whose data is gone from the shadow (a deletion dropped it)."""
+    gone = shadow.owned.difference(shadow.marks)
+    out = [connection_path if name == CONNECTION else tuple(name.split("/")) for name in sorted(gone)]
+    return [path for path in out if path is not None]
 
 
 def desired_properties(shadow: Shadow, connection_path: Path | None,
@@ -49,14 +56,16 @@ def desired_properties(shadow: Shadow, connection_path: Path | None,
 
 
 def plan(shadow: Shadow, twin: dict[str, Any] | None, wanted: bool, properties: dict[Path, Any],
-         max_patch_bytes: int) -> TwinAction:
+         max_patch_bytes: int, dropped: list[Path] | None = None) -> TwinAction:
     if not wanted:
         return TwinAction("delete") if twin is not None else TwinAction("none")
     if twin is None:
         document: dict[str, Any] = {"$metadata": {"$model": shadow.model_id}}
         _merge_tree(document, properties)
+        if wire_size(document) > max_patch_bytes:
+            return TwinAction("create", document={"$metadata": {"$model": shadow.model_id}}, partial=True)
         return TwinAction("create", document=document)
-    ops = diff(twin, properties)
+    ops = diff(twin, properties) + removals(twin, dropped or [])
     if not ops:
         return TwinAction("none")
     return TwinAction("patch", patches=split_patch(ops, max_patch_bytes))
@@ -95,6 +104,20 @@ def _diff_level(current: dict[str, Any], desired: dict[str, Any], prefix: str, o
             ops.append({"op": "replace", "path": pointer, "value": want})
 
 
+def removals(twin: dict[str, Any], paths: list[Path]) -> list[PatchOp]:
+    ops: list[PatchOp] = []
+    for path in paths:
+        node: Any = twin
+        for part in path:
+            node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT:
+            ops.append({"op": "remove", "path": "".join(f"/{_escape(p)}" for p in path)})
+    return ops
+
+
+_ABSENT: Any = object()
+
+
 def same_value(a: Any, b: Any) -> bool:
     """JSON equality: 20 == 20.0, but True is not 1."""
     return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
@@ -104,14 +127,19 @@ def _escape(name: str) -> str:
     return name.replace("~", "~0").replace("/", "~1")
 
 
+def wire_size(body: Any) -> int:
+    """Bytes on the wire as azure-core sends a JSON body (json.dumps: spaces after separators, \\u escapes)."""
+    return len(json.dumps(body))
+
+
 def split_patch(ops: list[PatchOp], max_bytes: int) -> list[list[PatchOp]]:
-    """Chunks of ``ops`` that each serialise under ADT's request size limit."""
-    if len(orjson.dumps(ops)) <= max_bytes:
+    """Chunks of ``ops`` that each serialise under ADT's request size limit, measured as the SDK sends them."""
+    if wire_size(ops) <= max_bytes:
         return [ops]
     chunks: list[list[PatchOp]] = [[]]
     size = 2
     for op in ops:
-        op_size = len(orjson.dumps(op)) + 1
+        op_size = wire_size(op) + 2
         if chunks[-1] and size + op_size > max_bytes:
             chunks.append([])
             size = 2

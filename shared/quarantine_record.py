@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,22 @@ from shared.errors import TwinbridgeError
 from shared.ports import QuarantineRecord
 
 EXCERPT_CHARS = 512
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with what JSON (and orjson) cannot carry — integers beyond 64 bits, NaN, infinities — as strings,
+    so a record of bad input can always be stored and shown."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return str(value)
 
 
 def redact(event: Any) -> Any:
@@ -46,6 +63,7 @@ def record_id(event: Any, code: str) -> str:
 
 def build_record(event: Any, error: TwinbridgeError, *, twin_id: str | None = None, source: str = "ingest",
                  now: datetime | None = None) -> QuarantineRecord:
+    event = json_safe(event)
     fields = event if isinstance(event, dict) else {}
 
     def text(*names: str) -> str | None:

@@ -41,7 +41,7 @@ class ConnectionStateInfo(_Model):
 class ConnectionData(_Model):
     hubName: NonEmpty
     deviceId: DeviceId
-    moduleId: str | None = None
+    moduleId: Annotated[str, StringConstraints(max_length=0)] | DeviceId | None = None  # "" = no module
     deviceConnectionStateEventInfo: ConnectionStateInfo
 
 
@@ -61,7 +61,8 @@ class LifecycleData(_Model):
 
 class SystemProperties(_Model):
     device_id: DeviceId = Field(alias="iothub-connection-device-id")
-    module_id: str | None = Field(default=None, alias="iothub-connection-module-id")
+    module_id: Annotated[str, StringConstraints(max_length=0)] | DeviceId | None = Field(
+        default=None, alias="iothub-connection-module-id")
     enqueued_time: NonEmpty = Field(alias="iothub-enqueuedtime")
     content_type: str | None = Field(default=None, alias="iothub-content-type")
     content_encoding: str | None = Field(default=None, alias="iothub-content-encoding")
@@ -135,6 +136,17 @@ def read_envelope(raw: Any) -> Envelope:
     return Envelope(schema=schema, **values)
 
 
+def hub_name_of(topic: str) -> str | None:
+    """The hub name from an IoT Hub resource id (telemetry carries no ``hubName``). IoT Hub sends topics upper-case
+    and ``hubName`` lower-case; hub names are case-insensitive, so lower-case keeps ``{hubName}`` templates stable."""
+    lowered = topic.lower().rstrip("/")
+    marker = lowered.rfind("/iothubs/")
+    if marker < 0:
+        return None
+    name = lowered[marker + len("/iothubs/"):]
+    return name if name and "/" not in name else None
+
+
 def _problems_from(exc: ValidationError, prefix: str) -> list[Problem]:
     out = []
     for err in exc.errors(include_url=False):
@@ -183,7 +195,7 @@ def validate_event(raw: dict[str, Any], envelope: Envelope) -> IotHubEvent:
             problems.append(Problem("data.systemProperties.iothub-enqueuedtime", str(exc)))
             enqueued = 0
         event = make(
-            device_id=sysprops.device_id, module_id=sysprops.module_id or None,
+            device_id=sysprops.device_id, hub_name=hub_name_of(envelope.topic), module_id=sysprops.module_id or None,
             enqueued_ticks=enqueued, body=data.body, content_type=sysprops.content_type,
             content_encoding=sysprops.content_encoding, properties=dict(data.properties),
             system_properties={k: v for k, v in data_raw["systemProperties"].items() if isinstance(v, str)},

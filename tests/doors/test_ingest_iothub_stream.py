@@ -95,7 +95,7 @@ def test_telemetry_json_base64_and_module_messages(install):
     twins = user_twins(app.twins)
     assert twins["d1"] == {"$model": "dtmi:twinbridge:IoTDevice;1", "temperature": 22.5, "humidity": 30.0}
     assert twins["d2"]["pressure"] == 1001.0
-    assert twins["d3-m1"] == {"$model": "dtmi:twinbridge:IoTModule;1", "moduleStatus": "ok", "temperature": 3.0}
+    assert twins["d3~m1"] == {"$model": "dtmi:twinbridge:IoTModule;1", "moduleStatus": "ok", "temperature": 3.0}
 
 
 def test_messages_become_events_with_stable_ids_and_the_hub_topic():

@@ -113,3 +113,46 @@ def test_app_setting_references_are_resolved_and_dollar_body_is_left_alone(tmp_p
         AppConfig.load(path, env={"HUB_ID": "h"}, require_settings=True)
     assert [p.path for p in caught.value.problems] == ["endpoints.ts.namespace"]
     assert "NS" in str(caught.value)
+
+
+def test_telemetry_cannot_set_the_connection_property():
+    mapper = Mapper(AppConfig.default(), CATALOG)
+    values = mapper.telemetry_values(mapper.target(event()), {"connectionState": "Connected", "temperature": 1.0})
+    assert values == [(("temperature",), 1.0)]
+    with pytest.raises(ConfigError) as caught:
+        Mapper(AppConfig.from_data({"telemetry": {"mode": "mapped", "fields": [
+            {"source": "state", "property": "connectionState"}]}}), CATALOG)
+    assert [p.path for p in caught.value.problems] == ["telemetry.fields[0].property"]
+
+
+def test_values_no_twin_can_hold_are_refused():
+    mapper = Mapper(AppConfig.from_data({"twin": {"device_model": "dtmi:custom:Unknown;1"}}), CATALOG)
+    target = mapper.target(event())
+    assert mapper.telemetry_values(target, {"a": float("nan"), "b": float("inf"), "c": 1.5}) == [(("c",), 1.5)]
+    from shared.dtdl import PropertyType
+    assert not PropertyType("integer").accepts(2**31) and PropertyType("long").accepts(2**31)
+    assert not PropertyType("long").accepts(2**63) and not PropertyType("double").accepts(float("nan"))
+
+
+def test_module_twins_never_collide_with_devices_and_hub_names_are_consistent():
+    from tests.support import factory
+
+    config = AppConfig.from_data({"twin": {"device_id": "{hubName}.{deviceId}"}})
+    mapper = Mapper(config, CATALOG)
+    module = mapper.target(validate_event(raw := factory.connection("a", 1, module="b"), read_envelope(raw)))
+    device = mapper.target(validate_event(raw := factory.connection("a-b", 1), read_envelope(raw)))
+    assert module.twin_id != device.twin_id and module.twin_id == "a~b"
+    telemetry = factory.telemetry("a-b", {"temperature": 1.0})
+    assert mapper.target(validate_event(telemetry, read_envelope(telemetry))).twin_id == device.twin_id == \
+        "factory-hub.a-b"
+    with pytest.raises(ConfigError):
+        AppConfig.from_data({"twin": {"module_id": "{deviceId}"}})
+
+
+def test_module_ids_are_validated_like_device_ids():
+    from tests.support import factory
+
+    raw = factory.connection("a", 1, module="x/../y")
+    with pytest.raises(PermanentError) as caught:
+        validate_event(raw, read_envelope(raw))
+    assert caught.value.problems[0].path.startswith("data.moduleId")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from shared.config import MissingTwinPolicy
 from shared.errors import Outcome
 from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Mark, Shadow, merge, undo
-from shared.plan import diff, plan, same_value, split_patch, wants_twin
+from shared.plan import diff, dropped_paths, plan, same_value, split_patch, wants_twin, wire_size
 
 
 def conn(seq, connected=True, ticks=None):
@@ -146,8 +146,27 @@ def test_big_patches_are_split_under_the_size_limit():
     ops = [{"op": "add", "path": f"/p{i}", "value": "x" * 100} for i in range(50)]
     chunks = split_patch(ops, 1_000)
     assert [op for chunk in chunks for op in chunk] == ops and len(chunks) > 1
-    import orjson
-    assert all(len(orjson.dumps(chunk)) <= 1_000 for chunk in chunks)
+    assert all(wire_size(chunk) <= 1_000 for chunk in chunks)
+
+
+def test_patch_size_is_measured_as_the_sdk_sends_it():
+    import json
+
+    ops = [{"op": "add", "path": f"/p{i}", "value": "é" * 900} for i in range(7)]  # \u00e9 escapes: 6 bytes each
+    for chunk in split_patch(ops, 32_768):
+        assert len(json.dumps(chunk).encode()) <= 32_768
+
+
+def test_deleted_data_leaves_the_twin_even_when_the_twin_stays():
+    shadow = Shadow("t", "m")
+    merge(shadow, tel(5, 21.5))
+    merge(shadow, conn(3, ticks=4))
+    merge(shadow, deleted(10))
+    merge(shadow, created(20))
+    twin = {"$etag": "e", "temperature": 21.5, "connectionState": "Connected", "notOurs": 1}
+    action = plan(shadow, twin, True, {}, 32_768, dropped_paths(shadow, ("connectionState",)))
+    assert action.patches == [[{"op": "remove", "path": "/connectionState"},
+                               {"op": "remove", "path": "/temperature"}]]
 
 
 def test_random_streams_shuffle_to_the_same_shadow():

@@ -77,7 +77,7 @@ def test_every_sample_event_is_processed(schema):
     assert report.counts()["quarantined"] == 0, report.results
     # The samples' device is deleted in January 2018 but connects in June and sends telemetry in 2019: it exists.
     twins = r.user_twins()
-    assert set(twins) == {"LogicAppTestDevice", "LogicAppTestDevice-tempSensor"}
+    assert set(twins) == {"LogicAppTestDevice", "LogicAppTestDevice~tempSensor"}
     assert twins["LogicAppTestDevice"]["temperature"] == 22.25  # the base64 message, enqueued last
 
 
@@ -146,3 +146,65 @@ def test_twin_rejection_quarantines_and_reverts_the_shadow():
     assert report.results[0].code == Code.TWIN_REJECTED
     assert r.state.load("d1")[0].device_fields() == {}
     assert r.user_twins() == {}
+
+
+def test_an_integer_json_cannot_carry_is_quarantined_not_a_crash():
+    event = factory.telemetry("d1", {"temperature": 1.0})
+    event["data"]["body"]["huge"] = 2**70
+    report = rig().pipeline.process([event, factory.telemetry("d2", {"temperature": 2.0})])
+    assert [r.code for r in report.results] == ["SCHEMA_INVALID", None]
+
+
+@pytest.mark.parametrize("policy", ["retry", "quarantine"])
+def test_policies_do_not_override_the_tombstone(policy):
+    r = rig({"missing_twin": policy})
+    r.pipeline.process([factory.lifecycle("d1", second=1), factory.lifecycle("d1", created=False, second=10)])
+    late = r.pipeline.process([factory.telemetry("d1", {"temperature": 1.0}, second=5)])  # from before the deletion
+    assert late.results[0].outcome is Outcome.STALE
+    after = r.pipeline.process([factory.telemetry("d1", {"temperature": 2.0}, second=20)])  # deleted device talks
+    assert after.results[0].outcome is Outcome.QUARANTINED and after.results[0].code == Code.TWIN_NOT_FOUND
+
+
+def test_a_twin_id_the_service_refuses_quarantines_its_events_only(monkeypatch):
+    from shared.ports import TwinRejected
+
+    r = rig()
+    real_get = r.twins.get_twin
+
+    def get(twin_id):
+        if twin_id == "bad":
+            raise TwinRejected("InvalidArgument", "The digital twin id is invalid.")
+        return real_get(twin_id)
+
+    monkeypatch.setattr(r.twins, "get_twin", get)
+    report = r.pipeline.process([factory.telemetry("bad", {"temperature": 1.0}),
+                                 factory.telemetry("good", {"temperature": 2.0})])
+    assert [(res.outcome, res.code) for res in report.results] == [(Outcome.QUARANTINED, "TWIN_REJECTED"),
+                                                                    (Outcome.APPLIED, None)]
+
+
+@pytest.mark.parametrize("order", ["separate batches", "one batch", "re-create first"])
+def test_delete_and_re_create_give_the_same_twin_in_any_batching(order):
+    before = [factory.lifecycle("d1", second=1), factory.telemetry("d1", {"temperature": 21.5}, second=2),
+              factory.connection("d1", 1, second=3)]
+    delete = factory.lifecycle("d1", created=False, second=10, version=2)
+    create = factory.lifecycle("d1", second=20, version=3)
+    r = rig()
+    r.pipeline.process(before)
+    if order == "separate batches":
+        r.pipeline.process([delete])
+        r.pipeline.process([create])
+    elif order == "one batch":
+        r.pipeline.process([delete, create])
+    else:
+        r.pipeline.process([create])
+        r.pipeline.process([delete])
+    assert r.user_twins() == {"d1": {"$model": "dtmi:twinbridge:IoTDevice;1"}}
+
+
+def test_a_twin_too_big_for_one_request_is_created_then_patched():
+    r = rig({"limits": {"max_patch_bytes": 200}})
+    r.pipeline.process([factory.telemetry("d1", {"temperature": 1.5, "humidity": 40, "status": "x" * 150})])
+    assert r.user_twins()["d1"] == {"$model": "dtmi:twinbridge:IoTDevice;1", "temperature": 1.5, "humidity": 40,
+                                    "status": "x" * 150}
+    assert r.twins.calls["create"] == 1 and r.twins.calls["patch"] >= 2
