@@ -103,6 +103,8 @@ def _translate(exc: Exception, what: str, *, twin_write: bool = False) -> Except
             return TwinMissing(f"{what}: {code}")
         if status == 429:
             return TransientError(Code.ADT_THROTTLED, f"{what}: throttled past the retry budget")
+        if status == 400 and code == "RelationshipsNotDeleted":
+            return TwinConflict(f"{what}: a relationship appeared meanwhile")  # a race, not bad input: retry
         if status in (400, 409, 413, 422):
             return TwinRejected(code, (exc.message or str(exc))[:500])
         if status in (401, 403):
@@ -171,6 +173,14 @@ class AdtTwinStore:
     def delete_twin(self, twin_id: str, etag: str | None = None) -> None:
         """ADT refuses to delete a twin with relationships (400 RelationshipsNotDeleted): remove them first."""
         try:
+            if etag:
+                # Check first: a twin re-created since our read must keep its relationships (ADT has no
+                # transaction across a twin and its relationships; this narrows the window, it cannot close it).
+                current = self.get_twin(twin_id)
+                if current is None:
+                    return
+                if current.get("$etag") != etag:
+                    raise TwinConflict(f"DELETE {twin_id}: changed since read")
             for rel in self.list_relationships(twin_id):
                 self._delete_relationship_if_present(twin_id, rel["$relationshipId"])
             for incoming in self.list_incoming_relationships(twin_id):

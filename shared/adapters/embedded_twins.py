@@ -10,6 +10,7 @@ catalog (ValidationFailed); deleting a twin that still has relationships → 400
 from __future__ import annotations
 
 import copy
+import json
 import sqlite3
 import threading
 import uuid
@@ -24,6 +25,16 @@ from shared.dtdl import ModelCatalog
 from shared.ports import TwinConflict, TwinMissing, TwinRejected
 
 Twin = dict[str, Any]
+
+
+MAX_REQUEST_BYTES = 32_768  # ADT: twin JSON body (PUT/PATCH) and any request payload
+MAX_STRING_BYTES = 4_096  # ADT: one string property, UTF-8
+
+
+def _check_size(body: Any) -> None:
+    size = len(json.dumps(body))  # as azure-core serialises it
+    if size > MAX_REQUEST_BYTES:
+        raise TwinRejected("RequestEntityTooLarge", f"request body of {size} bytes exceeds {MAX_REQUEST_BYTES}")
 
 
 def _now() -> str:
@@ -63,6 +74,7 @@ class EmbeddedTwinGraph:
             self.calls["create"] += 1
             if twin_id in self._twins:
                 raise TwinConflict(f"twin {twin_id} already exists (If-None-Match: *)")
+            _check_size(document)
             model = document.get("$metadata", {}).get("$model")
             if not isinstance(model, str):
                 raise TwinRejected("ValidationFailed", "$metadata.$model is required")
@@ -85,6 +97,7 @@ class EmbeddedTwinGraph:
                 raise TwinMissing(f"DigitalTwinNotFound: {twin_id}")
             if etag != "*" and etag != current["$etag"]:
                 raise TwinConflict(f"PreconditionFailed: {twin_id} has changed (If-Match)")
+            _check_size(patch)
             updated = copy.deepcopy(current)
             now = _now()
             for op in patch:
@@ -97,8 +110,13 @@ class EmbeddedTwinGraph:
             return str(updated["$etag"])
 
     def delete_twin(self, twin_id: str, etag: str | None = None) -> None:
-        """Relationships first (both directions), then the twin; a missing twin is already deleted."""
+        """Relationships first (both directions), then the twin; a missing twin is already deleted.
+
+        The ETag is checked before any relationship goes, so a twin re-created meanwhile keeps them."""
         with self._lock:
+            current = self._twins.get(twin_id)
+            if current is not None and etag not in (None, "*") and etag != current["$etag"]:
+                raise TwinConflict(f"PreconditionFailed: {twin_id} has changed (If-Match)")
             for source, rel_id in [k for k, r in self._relationships.items()
                                    if k[0] == twin_id or r["$targetId"] == twin_id]:
                 self.delete_relationship(source, rel_id)
@@ -193,6 +211,8 @@ class EmbeddedTwinGraph:
                 raise TwinRejected("ValidationFailed", f"model {model} is not uploaded")
             return
         for name, value in props.items():
+            if isinstance(value, str) and len(value.encode()) > MAX_STRING_BYTES:
+                raise TwinRejected("ValidationFailed", f"{name}: string over {MAX_STRING_BYTES} bytes")
             declared = self.catalog.property_type(model, (name,))
             if declared is None:
                 raise TwinRejected("ValidationFailed", f"{name} is not a property of {model}")

@@ -87,3 +87,22 @@ def test_list_twins(twin_store):
     create(twin_store, "b")
     create(twin_store, "a")
     assert sorted(t["$dtId"] for t in twin_store.list_twins()) == ["a", "b"]
+
+
+def test_a_delete_with_a_stale_etag_leaves_the_relationships(twin_store):
+    first = create(twin_store, "room")
+    create(twin_store, "sensor")
+    twin_store.upsert_relationship("room", "r1", {"$targetId": "sensor", "$relationshipName": "contains"})
+    twin_store.patch_twin("room", [{"op": "add", "path": "/temperature", "value": 1.0}], first)
+    with pytest.raises(TwinConflict):
+        twin_store.delete_twin("room", first)
+    assert [r["$relationshipId"] for r in twin_store.list_relationships("room")] == ["r1"]
+
+
+def test_adt_size_limits(twin_store):
+    etag = create(twin_store)
+    with pytest.raises(TwinRejected):
+        twin_store.patch_twin("t1", [{"op": "add", "path": "/status", "value": "x" * 5000}], etag)
+    ops = [{"op": "add", "path": "/status", "value": "y" * 4000}] * 9  # ~36 KB on the wire
+    with pytest.raises(TwinRejected):
+        twin_store.patch_twin("t1", ops, etag)
