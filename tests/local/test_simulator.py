@@ -100,7 +100,8 @@ def test_batches_headers_and_expectation() -> None:
     endpoint = Endpoint()
     responses.add_callback(responses.POST, URL, callback=endpoint)
     fleet, expectation = Fleet(4, seed=1), Expectation()
-    publisher = LocalEventGridPublisher(URL, max_events_per_batch=5, seed=1, linger=0,
+    # One delivery worker: with several, batches leave in any order (the sizes are what this test is about).
+    publisher = LocalEventGridPublisher(URL, max_events_per_batch=5, seed=1, linger=0, concurrency=1,
                                         on_delivered=lambda ids: [expectation.observe(i, fleet.effects[i])
                                                                   for i in ids])
     publish(publisher, fleet, 23)
