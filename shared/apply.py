@@ -33,7 +33,9 @@ is exactly what the service holds under the new ETag. Anything unexpected forget
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,7 @@ from typing import Any
 from shared.config import MissingTwinPolicy
 from shared.errors import Code, Outcome, PermanentError, TransientError
 from shared.freshness import DELETED, Change, Intent, Shadow, merge, undo
+from shared.isolate import Refusal, refused_fields
 from shared.plan import TwinAction, desired_properties, dropped_paths, plan, wants_twin
 from shared.ports import StateConflict, StateStore, TwinConflict, TwinMissing, TwinRejected, TwinStore
 
@@ -99,7 +102,7 @@ class TwinApplier:
         decisions: list[Decision] = [Decision(Outcome.STALE)] * len(intents)
         changes: list[Change] = []
         twin = None
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             twin = self._read_twin(twin_id)
             shadow, etag = self._load(twin_id, model_id)
             changes = []
@@ -111,18 +114,63 @@ class TwinApplier:
                 self._save(shadow, etag)
                 break
             except StateConflict:
+                _back_off(attempt)
                 continue
         else:
             raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"state of {twin_id} kept changing under us")
         try:
             self._write(twin_id, model_id, twin, tally, committed=bool(changes))
         except TwinRejected as exc:
+            decisions = self._refused(twin_id, model_id, intents, decisions, changes, exc, tally)
+        return decisions
+
+    def _refused(self, twin_id: str, model_id: str, intents: list[Intent], decisions: list[Decision],
+                 changes: list[Change], exc: TwinRejected, tally: WriteTally) -> list[Decision]:
+        """Digital Twins refused the write: quarantine exactly the events whose values it refuses (isolate.py)."""
+        self._forget(twin_id)
+        twin = self.twins.get_twin(twin_id)
+        shadow, _ = self._load(twin_id, model_id)
+        refusals = refused_fields(self.twins, twin_id, twin, shadow, _properties(shadow, self.projection),
+                                  self.projection.connection_path, lambda: self._count(tally))
+        if refusals is None:
+            # The twin itself is refused (model not uploaded, id invalid): undo this batch, quarantine its events.
             self._revert(twin_id, model_id, changes)
             error = PermanentError.at(Code.TWIN_REJECTED, "", f"Digital Twins refused the write to {twin_id}: {exc}")
-            decisions = [Decision(Outcome.QUARANTINED, error) if d.outcome is Outcome.APPLIED else d
-                         for d in decisions]
-            self._write(twin_id, model_id, None, tally, tolerate_rejection=True)
-        return decisions
+            result = [Decision(Outcome.QUARANTINED, error) if d.outcome is Outcome.APPLIED else d for d in decisions]
+        else:
+            self._drop(twin_id, model_id, refusals)
+            by_event = {r.event_id: r for r in refusals}
+            result = []
+            for intent, decision in zip(intents, decisions, strict=True):
+                refusal = by_event.get(intent.event_id)
+                result.append(decision if refusal is None else Decision(Outcome.QUARANTINED, PermanentError.at(
+                    Code.TWIN_REJECTED, _field_path(refusal.field),
+                    f"Digital Twins refused {refusal.field} of {twin_id}: {refusal.reason}")))
+            elsewhere = sorted(set(by_event) - {i.event_id for i in intents})
+            if elsewhere:
+                log.error("twin %s: refused value(s) from event(s) of another delivery dropped: %s", twin_id, elsewhere)
+        self._write(twin_id, model_id, None, tally, tolerate_rejection=True)
+        return result
+
+    def _drop(self, twin_id: str, model_id: str, refusals: list[Refusal]) -> None:
+        """Remove refused values from the state (only where the refused event's value is still the one held)."""
+        for attempt in range(MAX_ATTEMPTS):
+            shadow, etag = self._load(twin_id, model_id)
+            dropped = False
+            for refusal in refusals:
+                mark = shadow.marks.get(refusal.field)
+                if mark is not None and mark.event_id == refusal.event_id:
+                    del shadow.marks[refusal.field]
+                    dropped = True
+            if not dropped:
+                return
+            try:
+                self._save(shadow, etag)
+                return
+            except StateConflict:
+                _back_off(attempt)
+                continue
+        raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"could not drop refused values of {twin_id}")
 
     def _merge_one(self, shadow: Shadow, intent: Intent, twin_exists: bool, changes: list[Change]) -> Decision:
         policy = self.projection.policy
@@ -154,6 +202,7 @@ class TwinApplier:
             try:
                 self._execute(twin_id, twin, action, tally)
             except (TwinConflict, TwinMissing):
+                _back_off(attempt)
                 continue
             except TwinRejected:
                 if tolerate_rejection:
@@ -239,7 +288,7 @@ class TwinApplier:
             self._writes += 1
 
     def _revert(self, twin_id: str, model_id: str, changes: list[Change]) -> None:
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             shadow, etag = self._load(twin_id, model_id)
             if not undo(shadow, changes):
                 return
@@ -247,6 +296,7 @@ class TwinApplier:
                 self._save(shadow, etag)
                 return
             except StateConflict:
+                _back_off(attempt)
                 continue
         raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"could not revert the state of {twin_id}")
 
@@ -259,6 +309,15 @@ class TwinApplier:
 
     def _save(self, shadow: Shadow, etag: str | None) -> None:
         self.state.save(shadow, etag)
+
+
+def _back_off(attempt: int) -> None:
+    """Writers racing on one twin retry at once and collide again: spread them (≤ ~0.3 s over all attempts)."""
+    time.sleep(random.uniform(0, 0.01 * 2**attempt))
+
+
+def _field_path(field: str) -> str:
+    return "" if field.startswith("$") else "data.body." + field.replace("/", ".")
 
 
 def _properties(shadow: Shadow, projection: Projection) -> dict[tuple[str, ...], object]:
