@@ -20,10 +20,12 @@ $(NODE_STAMP): package.json package-lock.json
 install: $(STAMP) $(if $(shell command -v npm),$(NODE_STAMP))
 
 # The README's test command: lint, type-check, then the whole suite (unit, property, contract, integration).
+# pytest's exit code 5 (no test collected) means a broken suite here: say so, and fail.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; fi; exit $$rc
 
 unit: install
 	$(BIN)/python -m pytest -q -m "not integration"
