@@ -70,10 +70,10 @@ class IotHubRegistry:
         except HttpOperationError as exc:
             status = exc.response.status_code if exc.response is not None else 0
             if status == 429 or status >= 500:
-                raise TransientError(Code.ADT_UNAVAILABLE, f"IoT Hub registry query failed ({status})") from exc
+                raise TransientError(Code.REGISTRY_UNAVAILABLE, f"IoT Hub registry query failed ({status})") from exc
             raise
         except ClientRequestError as exc:
-            raise TransientError(Code.ADT_UNAVAILABLE, f"cannot reach the IoT Hub registry: {exc}") from exc
+            raise TransientError(Code.REGISTRY_UNAVAILABLE, f"cannot reach the IoT Hub registry: {exc}") from exc
         rows = raw.response.json()
         token = raw.response.headers.get("x-ms-continuation") or None
         return [r for r in rows if isinstance(r, dict) and "deviceId" in r], token
