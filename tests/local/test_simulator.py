@@ -205,3 +205,21 @@ def test_expectation_reports_every_difference() -> None:
     twins.append({"$dtId": "stranger"})
     found = {(m.twin_id, m.field) for m in expectation.compare(twins)}
     assert found == {(device, "connectionState"), ("stranger", "$dtId")}
+
+
+def test_retired_devices_send_a_late_deletion_and_nothing_more() -> None:
+    fleet, expectation = Fleet(4, seed=5), Expectation()
+    before = fleet.events(40)
+    deletions = fleet.retire(2)
+    after = fleet.events(20)
+    assert [e.event_type for e in deletions] == ["Microsoft.Devices.DeviceDeleted"] * 2
+    retired = {e.subject.split("/")[1] for e in deletions}
+    assert not retired & {e.subject.split("/")[1] for e in after}
+    for deletion in deletions:
+        device = deletion.subject.split("/")[1]
+        last = max(e.event_time for e in before if e.subject == deletion.subject)
+        assert deletion.event_time > last, device
+    # Delivered in any order, a deleted device's twin is expected gone, whatever of it arrives late.
+    for event in [*deletions, *reversed(before), *after]:
+        expectation.observe(event.id, fleet.effects[event.id])
+    assert retired == expectation.deleted and not retired & set(expectation.twins)

@@ -130,14 +130,16 @@ def run(args: argparse.Namespace) -> int:
             target=f"{url}/runtime/webhooks/eventgrid?functionName=ingest_iothub_events", devices=args.devices,
             duration=args.duration, rate=args.rate, subscription=str(REPO / "demo" / "subscription.json"),
             chaos=True, seed=args.seed, faulty=0.01, time_scale=0.01, deadletter_dir=str(run_dir / "deadletter"),
-            drain_timeout=60.0)
+            drain_timeout=60.0, retire=2)
         result = run_simulation(options)
         for line in result.summary_lines():
             say("  " + line)
         stats = _host_stats(url)
         mismatches, twins = _check(result, run_dir / "twins.db")
         _summary(stats, twins, run_dir)
-        say(f"check: {len(twins)} twins compared with what their devices last reported: {len(mismatches)} mismatches")
+        gone = len(result.expectation.deleted)
+        say(f"check: {len(twins)} twins compared with what their devices last reported, {gone} deleted devices "
+            f"without a twin: {len(mismatches)} mismatches")
         for mismatch in mismatches[:10]:
             say(f"  MISMATCH {mismatch}")
             for line in _history(result, mismatch.twin_id, mismatch.field):

@@ -33,6 +33,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="deliveries in flight at once (default 4)")
     parser.add_argument("--key", help="function/system key, sent as x-functions-key")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--retire", type=int, default=0, help="devices deleted at the end (DeviceDeleted)")
     parser.set_defaults(handler=run)
 
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target, devices=args.devices, messages=args.messages, duration=args.duration, rate=args.rate,
         schema=args.schema, subscription=args.subscription, batch=args.batch, chaos=args.chaos, seed=args.seed,
         faulty=args.faulty, time_scale=args.time_scale, deadletter_dir=args.deadletter,
-        drain_timeout=args.drain_timeout, concurrency=args.concurrency,
+        drain_timeout=args.drain_timeout, concurrency=args.concurrency, retire=args.retire,
         headers={"x-functions-key": args.key} if args.key else {},
     )
     result = run_simulation(options, progress=not args.quiet)

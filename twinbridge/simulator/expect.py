@@ -43,6 +43,7 @@ class Mismatch:
 class Expectation:
     def __init__(self) -> None:
         self.twins: dict[str, ExpectedTwin] = {}
+        self.deleted: set[str] = set()
         self._seen: set[str] = set()
 
     def observe(self, event_id: str, effect: Effect) -> None:
@@ -50,6 +51,11 @@ class Expectation:
         if event_id in self._seen or effect.kind == "faulty":
             return
         self._seen.add(event_id)
+        if effect.kind == "deleted" or effect.device_id in self.deleted:
+            # A deleted device sends nothing more: anything of it still arriving is older than its deletion.
+            self.deleted.add(effect.device_id)
+            self.twins.pop(effect.device_id, None)
+            return
         twin = self.twins.setdefault(effect.device_id, ExpectedTwin(effect.device_id))
         if effect.kind == "connection" and effect.sequence > twin.sequence:
             twin.sequence, twin.connected = effect.sequence, effect.connected

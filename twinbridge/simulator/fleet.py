@@ -37,7 +37,7 @@ class Effect:
     """What one event says about its device, for the expected twins (see ``expect``)."""
 
     device_id: str
-    kind: str  # created | connection | telemetry | faulty
+    kind: str  # created | connection | telemetry | faulty | deleted
     sequence: int = 0
     connected: bool = False
     enqueued: datetime | None = None
@@ -57,6 +57,7 @@ class Device:
     battery: float = 100.0
     firmware: str = "1.0.0"
     last_enqueued: datetime | None = None
+    retired: bool = False  # deleted from the hub: sends nothing more
 
 
 def _iso(moment: datetime) -> str:
@@ -86,7 +87,7 @@ class Fleet:
     def next_event(self) -> EventGridEvent:
         """One event from one device (devices not yet created go first, in order)."""
         pending = next((d for d in self.devices if not d.created), None)
-        device = pending or self.rng.choice(self.devices)
+        device = pending or self.rng.choice([d for d in self.devices if not d.retired])
         self.generated += 1
         if not device.created:
             return self._created(device)
@@ -98,6 +99,28 @@ class Fleet:
 
     def events(self, count: int) -> list[EventGridEvent]:
         return [self.next_event() for _ in range(count)]
+
+    def retire(self, count: int) -> list[EventGridEvent]:
+        """``DeviceDeleted`` for ``count`` devices (chosen by the seed), which then send nothing more.
+
+        The deletion is stamped after everything the device sent, as IoT Hub would: whatever of it arrives late
+        (chaos reorders) is older than the deletion and must not bring the twin back."""
+        live = [d for d in self.devices if d.created and not d.retired]
+        events = []
+        for device in self.rng.sample(live, min(count, max(0, len(live) - 1))):
+            device.retired = True
+            moment = self.clock()
+            if device.last_enqueued is not None and moment <= device.last_enqueued:
+                moment = device.last_enqueued + timedelta(milliseconds=1)
+            twin = {"deviceId": device.device_id, "etag": "AAAAAAAAAAI=", "deviceEtag": "null", "status": "enabled",
+                    "connectionState": "Disconnected", "version": 3}
+            event = self._event(device, SystemEventNames.IotHubDeviceDeletedEventName,
+                                {"twin": twin, "hubName": self.hub, "deviceId": device.device_id},
+                                Effect(device.device_id, "deleted"))
+            event.event_time = moment
+            events.append(event)
+            self.generated += 1
+        return events
 
     def _event(self, device: Device, name: str, data: dict[str, Any], effect: Effect,
                data_version: str = "1") -> EventGridEvent:

@@ -38,6 +38,7 @@ class SimulationOptions:
     drain_timeout: float = 60.0
     concurrency: int = 4
     headers: dict[str, str] = field(default_factory=dict)
+    retire: int = 0  # devices deleted at the end of the run (DeviceDeleted), their twins must then be gone
 
 
 @dataclass
@@ -141,6 +142,8 @@ def run_simulation(options: SimulationOptions, progress: bool = True) -> Simulat
             publisher.pump()
             bar.update(fleet.generated, publisher.stats)
             time.sleep(0.005)
+        if options.retire:
+            publisher.publish(fleet.retire(options.retire))
         drained = publisher.drain(options.drain_timeout, tick=lambda: bar.update(fleet.generated, publisher.stats))
         bar.update(fleet.generated, publisher.stats, force=True)
         bar.finish()
