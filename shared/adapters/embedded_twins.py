@@ -9,8 +9,8 @@ catalog (ValidationFailed); deleting a twin that still has relationships → 400
 
 from __future__ import annotations
 
-import copy
 import json
+import math
 import sqlite3
 import threading
 import uuid
@@ -35,6 +35,14 @@ def _check_size(body: Any) -> None:
     size = len(json.dumps(body))  # as azure-core serialises it
     if size > MAX_REQUEST_BYTES:
         raise TwinRejected("RequestEntityTooLarge", f"request body of {size} bytes exceeds {MAX_REQUEST_BYTES}")
+
+
+def _clone(value: Any) -> Any:
+    """A private copy of JSON data (all a twin holds): an orjson round trip is several times faster than deepcopy,
+    and primitives need no copy at all."""
+    if isinstance(value, dict | list):
+        return orjson.loads(orjson.dumps(value))
+    return value
 
 
 def _now() -> str:
@@ -67,7 +75,7 @@ class EmbeddedTwinGraph:
         with self._lock:
             self.calls["get"] += 1
             twin = self._twins.get(twin_id)
-            return copy.deepcopy(twin) if twin is not None else None
+            return _clone(twin) if twin is not None else None
 
     def create_twin(self, twin_id: str, document: dict[str, Any]) -> str:
         with self._lock:
@@ -84,7 +92,7 @@ class EmbeddedTwinGraph:
             twin: Twin = {"$dtId": twin_id, "$etag": _etag(),
                           "$metadata": {"$model": model, "$lastUpdateTime": now,
                                         **{name: {"lastUpdateTime": now} for name in props}}}
-            twin.update(copy.deepcopy(props))
+            twin.update(_clone(props))
             self._twins[twin_id] = twin
             self._persist_twin(twin)
             return str(twin["$etag"])
@@ -98,7 +106,7 @@ class EmbeddedTwinGraph:
             if etag != "*" and etag != current["$etag"]:
                 raise TwinConflict(f"PreconditionFailed: {twin_id} has changed (If-Match)")
             _check_size(patch)
-            updated = copy.deepcopy(current)
+            updated = _clone(current)
             now = _now()
             for op in patch:
                 self._apply_op(updated, op, now)
@@ -140,16 +148,16 @@ class EmbeddedTwinGraph:
 
     def list_twins(self) -> Iterator[Twin]:
         with self._lock:
-            twins = [copy.deepcopy(t) for t in self._twins.values()]
+            twins = [_clone(t) for t in self._twins.values()]
         return iter(sorted(twins, key=lambda t: str(t["$dtId"])))
 
     def list_relationships(self, twin_id: str) -> list[dict[str, Any]]:
         with self._lock:
-            return [copy.deepcopy(r) for k, r in self._relationships.items() if k[0] == twin_id]
+            return [_clone(r) for k, r in self._relationships.items() if k[0] == twin_id]
 
     def list_incoming_relationships(self, twin_id: str) -> list[dict[str, Any]]:
         with self._lock:
-            return [copy.deepcopy(r) for r in self._relationships.values() if r["$targetId"] == twin_id]
+            return [_clone(r) for r in self._relationships.values() if r["$targetId"] == twin_id]
 
     def upsert_relationship(self, twin_id: str, relationship_id: str, relationship: dict[str, Any]) -> str:
         with self._lock:
@@ -160,7 +168,7 @@ class EmbeddedTwinGraph:
                 raise TwinRejected("TargetTwinNotFound", f"target twin {target!r} does not exist")
             if target == twin_id:
                 raise TwinRejected("OperationNotAllowed", "a relationship cannot target its own source")
-            stored = {**copy.deepcopy(relationship), "$relationshipId": relationship_id, "$sourceId": twin_id,
+            stored = {**_clone(relationship), "$relationshipId": relationship_id, "$sourceId": twin_id,
                       "$etag": _etag()}
             self._relationships[(twin_id, relationship_id)] = stored
             self._persist_relationship(twin_id, relationship_id, stored)
@@ -202,7 +210,7 @@ class EmbeddedTwinGraph:
             return
         if "value" not in op:
             raise TwinRejected("JsonPatchInvalid", f"{pointer}: {kind} needs a value")
-        parent[leaf] = copy.deepcopy(op["value"])
+        parent[leaf] = _clone(op["value"])
         twin["$metadata"][parts[0]] = {"lastUpdateTime": now}
 
     def _validate(self, model: str, props: dict[str, Any]) -> None:
@@ -211,6 +219,8 @@ class EmbeddedTwinGraph:
                 raise TwinRejected("ValidationFailed", f"model {model} is not uploaded")
             return
         for name, value in props.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise TwinRejected("ValidationFailed", f"{name}: {value} is not a JSON number")
             if isinstance(value, str) and len(value.encode()) > MAX_STRING_BYTES:
                 raise TwinRejected("ValidationFailed", f"{name}: string over {MAX_STRING_BYTES} bytes")
             declared = self.catalog.property_type(model, (name,))
