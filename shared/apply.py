@@ -37,6 +37,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,23 +155,16 @@ class TwinApplier:
 
     def _drop(self, twin_id: str, model_id: str, refusals: list[Refusal]) -> None:
         """Remove refused values from the state (only where the refused event's value is still the one held)."""
-        for attempt in range(MAX_ATTEMPTS):
-            shadow, etag = self._load(twin_id, model_id)
+        def drop(shadow: Shadow) -> bool:
             dropped = False
             for refusal in refusals:
                 mark = shadow.marks.get(refusal.field)
                 if mark is not None and mark.event_id == refusal.event_id:
                     del shadow.marks[refusal.field]
                     dropped = True
-            if not dropped:
-                return
-            try:
-                self._save(shadow, etag)
-                return
-            except StateConflict:
-                _back_off(attempt)
-                continue
-        raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"could not drop refused values of {twin_id}")
+            return dropped
+
+        self._update_shadow(twin_id, model_id, drop, "drop refused values")
 
     def _merge_one(self, shadow: Shadow, intent: Intent, twin_exists: bool, changes: list[Change]) -> Decision:
         policy = self.projection.policy
@@ -288,17 +282,20 @@ class TwinApplier:
             self._writes += 1
 
     def _revert(self, twin_id: str, model_id: str, changes: list[Change]) -> None:
+        self._update_shadow(twin_id, model_id, lambda shadow: undo(shadow, changes), "revert")
+
+    def _update_shadow(self, twin_id: str, model_id: str, change: Callable[[Shadow], bool], what: str) -> None:
+        """Apply ``change`` to the stored shadow under optimistic concurrency (re-read on conflict)."""
         for attempt in range(MAX_ATTEMPTS):
             shadow, etag = self._load(twin_id, model_id)
-            if not undo(shadow, changes):
+            if not change(shadow):
                 return
             try:
                 self._save(shadow, etag)
                 return
             except StateConflict:
                 _back_off(attempt)
-                continue
-        raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"could not revert the state of {twin_id}")
+        raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"could not {what} the state of {twin_id}")
 
     def _load(self, twin_id: str, model_id: str) -> tuple[Shadow, str | None]:
         loaded = self.state.load(twin_id)

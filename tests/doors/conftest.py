@@ -1,8 +1,6 @@
-import time
 
 import pytest
 import responses
-from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
 from azure.digitaltwins.core import DigitalTwinsClient
 
@@ -10,12 +8,7 @@ from functions.runtime import use_app
 from shared.adapters.adt_twins import AdtTwinStore
 from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from tests.support.builders import CATALOG
-from tests.support.fake_adt import ENDPOINT, FakeAdt
-
-
-class FakeCredential:
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken("fake-token", int(time.time()) + 3600)
+from tests.support.fake_adt import ENDPOINT, FakeAdt, FakeCredential
 
 
 @pytest.fixture

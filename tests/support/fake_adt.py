@@ -10,17 +10,26 @@ Twin semantics are delegated to an ``EmbeddedTwinGraph``; this module only speak
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import orjson
 import responses
+from azure.core.credentials import AccessToken
 
 from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from shared.ports import TwinConflict, TwinMissing, TwinRejected
 
 ENDPOINT = "https://fake-adt.api.wus2.digitaltwins.azure.net"
+
+
+class FakeCredential:
+    """Any object with get_token() is a TokenCredential; the bearer token is what the fake service sees."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("fake-token", int(time.time()) + 3600)
 _TWIN = re.compile(r"^/digitaltwins/([^/]+)$")
 _RELS = re.compile(r"^/digitaltwins/([^/]+)/relationships$")
 _REL = re.compile(r"^/digitaltwins/([^/]+)/relationships/([^/]+)$")
