@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config import MissingTwinPolicy
+from shared.deadline import expired
 from shared.errors import Code, Outcome, PermanentError, TransientError
 from shared.freshness import DELETED, Change, Intent, Shadow, merge, undo
 from shared.isolate import Refusal, refused_fields
@@ -98,6 +99,7 @@ class TwinApplier:
         Thread-safe for *different* twins; ``tally`` counts this call's twin writes (also when it raises).
         """
         tally = tally if tally is not None else WriteTally()
+        _check_budget(twin_id)
         # Lifecycle first: a DeviceCreated later in the same batch must count when deciding about telemetry.
         order = sorted(range(len(intents)), key=lambda i: not intents[i].lifecycle)
         decisions: list[Decision] = [Decision(Outcome.STALE)] * len(intents)
@@ -187,6 +189,8 @@ class TwinApplier:
                committed: bool = True, tolerate_rejection: bool = False) -> None:
         fresh = twin is not None
         for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                _check_budget(twin_id)
             if attempt or not fresh:
                 twin = self._read_twin(twin_id, fresh=True)  # twin first, then the shadow: see the module docstring
             shadow, shadow_etag = self._load(twin_id, model_id)
@@ -306,6 +310,12 @@ class TwinApplier:
 
     def _save(self, shadow: Shadow, etag: str | None) -> None:
         self.state.save(shadow, etag)
+
+
+def _check_budget(twin_id: str) -> None:
+    """Start no new round of calls once the invocation's budget is spent: the broker redelivers (shared/deadline.py)."""
+    if expired():
+        raise TransientError(Code.TIME_BUDGET_SPENT, f"the invocation's time budget ran out before {twin_id} was done")
 
 
 def _back_off(attempt: int) -> None:

@@ -38,6 +38,7 @@ class Code(StrEnum):
     TWIN_NOT_READY = "TWIN_NOT_READY"
     CONFLICT_RETRIES_EXHAUSTED = "CONFLICT_RETRIES_EXHAUSTED"
     REGISTRY_UNAVAILABLE = "REGISTRY_UNAVAILABLE"  # the IoT Hub registry (reconcile) cannot be queried
+    TIME_BUDGET_SPENT = "TIME_BUDGET_SPENT"  # the invocation's time budget ran out before this twin was written
     # egress (issue #5): a sink refused one message for good / a sink or the forwarding store is unreachable
     DELIVERY_REJECTED = "DELIVERY_REJECTED"
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"

@@ -7,6 +7,7 @@ how to make the broker redeliver (``BatchReport.raise_if_transient``).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections import Counter
@@ -17,6 +18,7 @@ from typing import Any
 
 from shared.apply import Decision, Projection, TwinApplier, WriteTally
 from shared.config import AppConfig
+from shared.deadline import INVOCATION_BUDGET_SECONDS, invocation_budget
 from shared.dtdl import ModelCatalog
 from shared.errors import Code, Outcome, PermanentError, TransientError, TwinbridgeError
 from shared.freshness import Intent
@@ -73,6 +75,7 @@ class Pipeline:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.config = config
+        self.budget_seconds = INVOCATION_BUDGET_SECONDS  # per process() call: under Event Grid's 30 s
         self.max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -88,6 +91,11 @@ class Pipeline:
         ), known_twins=known_twins)
 
     def process(self, events: Sequence[Any], sizes: Sequence[int | None] | None = None) -> BatchReport:
+        """One invocation's batch, within one time budget (shared/deadline.py)."""
+        with invocation_budget(self.budget_seconds):
+            return self._process(events, sizes)
+
+    def _process(self, events: Sequence[Any], sizes: Sequence[int | None] | None) -> BatchReport:
         report = BatchReport()
         results: dict[int, EventResult] = {}
         groups: dict[str, tuple[str, list[tuple[int, Accepted]]]] = {}
@@ -117,7 +125,10 @@ class Pipeline:
         tally = WriteTally()
         work = list(groups.items())
         if self.max_concurrency > 1 and len(work) > 1:
-            applied = list(self._executor().map(lambda item: self._apply_group(*item), work))
+            # Each task in a copy of this thread's context: the invocation's deadline must reach the workers.
+            futures = [self._executor().submit(contextvars.copy_context().run, self._apply_group, twin_id, group)
+                       for twin_id, group in work]
+            applied = [future.result() for future in futures]
         else:
             applied = [self._apply_group(twin_id, group) for twin_id, group in work]
         for (_, (_, members)), (decisions, writes) in zip(work, applied, strict=True):

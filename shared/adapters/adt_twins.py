@@ -30,6 +30,7 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from azure.digitaltwins.core import DigitalTwinsClient
 
+from shared import deadline
 from shared.errors import Code, TransientError
 from shared.observability import ADT_CALLS, ADT_RETRIED, ADT_THROTTLED, METRICS, Metrics
 from shared.ports import TwinConflict, TwinMissing, TwinRejected
@@ -63,7 +64,11 @@ class BudgetRetryPolicy(RetryPolicy):  # type: ignore[type-arg]
 
     def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
         settings = super().configure_retries(options)
-        settings["deadline"] = self.clock() + self.budget
+        budget = self.budget
+        left = deadline.remaining()  # the invocation's budget (shared/deadline.py), when one is running
+        if left is not None:
+            budget = min(budget, max(0.0, left))
+        settings["deadline"] = self.clock() + budget
         return settings
 
     def increment(self, settings: dict[str, Any], response: Any = None, error: Any = None) -> bool:

@@ -1,0 +1,45 @@
+"""The invocation's time budget (shared/deadline.py) reaches the retry policy and the applier's worker threads."""
+
+from shared import deadline
+from shared.adapters.adt_twins import retry_policy
+from shared.errors import Code, Outcome
+from tests.support import factory
+from tests.support.builders import rig
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_budget_nests_and_expires():
+    clock = FakeClock()
+    assert deadline.remaining() is None and not deadline.expired()
+    with deadline.invocation_budget(20, clock):
+        with deadline.invocation_budget(60, clock):  # a looser inner budget does not extend the outer one
+            assert deadline.remaining() == 20
+        clock.now += 25
+        assert deadline.expired()
+    assert deadline.remaining() is None
+
+
+def test_retries_never_wait_past_the_invocations_budget():
+    clock = FakeClock()
+    policy = retry_policy(clock=clock)
+    assert policy.configure_retries({})["deadline"] == clock.now + 8  # a call's own budget
+    with deadline.invocation_budget(3, clock):
+        assert policy.configure_retries({})["deadline"] == clock.now + 3  # what is left of the invocation's
+
+
+def test_a_spent_budget_makes_no_twin_call_even_in_worker_threads():
+    r = rig()
+    assert r.pipeline.max_concurrency > 1  # the twin groups run on the pool: the deadline must reach them
+    r.pipeline.budget_seconds = 0
+    report = r.pipeline.process([factory.telemetry(f"d{i}", {"temperature": 1.0}) for i in range(8)])
+    assert {(res.outcome, res.code) for res in report.results} == {(Outcome.RETRY, Code.TIME_BUDGET_SPENT)}
+    assert r.twins.calls == {"get": 0, "create": 0, "patch": 0, "delete": 0}
+    r.pipeline.budget_seconds = 20
+    assert r.pipeline.process([factory.telemetry("d1", {"temperature": 1.0})]).counts()["applied"] == 1
