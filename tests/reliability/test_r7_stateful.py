@@ -50,7 +50,9 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.twins = CountingTwins(new_graph())
         self.recording = RecordingState(self.make_store())
         self.state = CrashingState(self.recording)
-        self.pipeline = make_pipeline(self.twins, self.state, concurrency=2)
+        # One twin at a time: which twin group an injected crash hits must not depend on thread scheduling, or
+        # hypothesis could not replay a failing case (R1's tests cover concurrent deliveries).
+        self.pipeline = make_pipeline(self.twins, self.state, concurrency=1)
         self.produced: list[Change] = []
         self.pending: list[Change] = []  # produced, not yet acknowledged by a successful delivery
         self.numbers = 0
@@ -79,10 +81,15 @@ class DeliveryMachine(RuleBasedStateMachine):
         self._bump("events")
 
     def _batch(self, data: st.DataObject) -> list[Change]:
-        fresh = data.draw(st.lists(st.sampled_from(self.pending), max_size=6)) if self.pending else []
-        old = data.draw(st.lists(st.sampled_from(self.produced), max_size=3))  # duplicates of anything
-        batch = data.draw(st.permutations(fresh + old))
-        return list(batch)
+        # Every draw has the same shape whatever the state (indices, then sort keys): what is pending depends on
+        # the system's outcomes, and a draw shaped by it would make a failing case impossible to replay.
+        picks = st.lists(st.integers(0, 2**16), max_size=6)
+        fresh_picks, old_picks = data.draw(picks), data.draw(picks.map(lambda p: p[:3]))
+        keys = data.draw(st.lists(st.integers(0, 2**16), min_size=9, max_size=9))
+        fresh = [self.pending[i % len(self.pending)] for i in fresh_picks] if self.pending else []
+        old = [self.produced[i % len(self.produced)] for i in old_picks]  # duplicates of anything
+        items = fresh + old
+        return [item for _, _, item in sorted(zip(keys, range(len(items)), items, strict=False))]
 
     def _deliver(self, batch: list[Change]) -> bool:
         """One delivery; acknowledges the batch's events unless the instance crashed or asked for a retry."""
