@@ -76,3 +76,15 @@ def reconcile_registry(timer: func.TimerRequest) -> None:
     report = run_once()
     for action in report.actions:
         log.info("reconcile: %s", action.line())
+    purged = purge_expired_state(current_app().state)
+    if purged:
+        log.info("housekeeping: %d expired tombstone record(s) removed from the state store", purged)
+
+
+PURGE_PER_RUN = 100  # bounded, so a backlog is worked off over several runs rather than in one long invocation
+
+
+def purge_expired_state(state: object, limit: int = PURGE_PER_RUN) -> int:
+    """Remove state records past their retention (≥ 25 h) when the store keeps any (Table Storage does)."""
+    purge = getattr(state, "purge_expired", None)
+    return int(purge(limit=limit)) if callable(purge) else 0

@@ -156,4 +156,17 @@ def build_app(settings: Settings | None = None) -> App:
     pipeline = Pipeline(config, twins, state, quarantine, catalog=catalog, max_concurrency=settings.max_concurrency,
                         known_twins=settings.known_twins,
                         event_filter=event_filter.check if event_filter else None)
-    return App(settings, config, catalog, twins, state, quarantine, pipeline)
+    return App(settings, config, catalog, twins, state, quarantine, pipeline, checkpoints=build_checkpoints(settings))
+
+
+def build_checkpoints(settings: Settings) -> Checkpoints:
+    """Durable with the durable state store: a Function App's resume points must survive restarts."""
+    if settings.state_store != "table":
+        return MemoryCheckpoints()
+    from shared.adapters.table_checkpoints import TableCheckpoints
+
+    if settings.storage_connection:
+        return TableCheckpoints.from_connection_string(settings.storage_connection)
+    if settings.storage_account:
+        return TableCheckpoints.from_account(settings.storage_account)
+    return MemoryCheckpoints()  # build_state_store has already refused this combination
