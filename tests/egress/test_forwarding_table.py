@@ -11,7 +11,7 @@ from shared.adapters.forwarding_memory import MemoryForwardingStore
 from shared.adapters.forwarding_table import TableForwardingStore, _address
 from shared.egress.ports import ForwardingStore
 from shared.errors import Code, TransientError
-from twinbridge.azurite import Azurite
+from twinbridge.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 
 KEYS = [f"{'contoso-adt.api.weu.digitaltwins.azure.net'}|n{i}|route/{i % 3}#{i % 2}" for i in range(150)]
 
@@ -47,8 +47,9 @@ def test_expired_records_count_as_absent_and_are_purged(azurite: Azurite, table_
 
 
 def test_unreachable_table_is_transient() -> None:
-    conn = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUz"
-            "FT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    # The public Azurite development account, pointed at a port where nothing listens.
+    conn = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"TableEndpoint=http://127.0.0.1:9/{ACCOUNT};")
     store = TableForwardingStore(TableClient.from_connection_string(conn, "nowhere", retry_total=0))
     with pytest.raises(TransientError) as info:
         store.seen(["k"])
