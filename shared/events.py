@@ -6,7 +6,7 @@ know which schema delivered an event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
@@ -62,5 +62,3 @@ class IotHubEvent:
     body: Any = None
     content_type: str | None = None
     content_encoding: str | None = None
-    properties: dict[str, Any] = field(default_factory=dict)
-    system_properties: dict[str, str] = field(default_factory=dict)

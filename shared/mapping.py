@@ -57,7 +57,6 @@ class Mapper:
         )
         conn = config.connection
         self.connection_path: Path | None = _split_property(conn.property) if conn.property else None
-        self._connection_values = {True: conn.connected, False: conn.disconnected}
         # model id -> (the catalog's property dict it was built from, field name -> (path, declared type) or _SKIP)
         self._auto_names: dict[str, tuple[object, dict[str, tuple[Path, PropertyType | None] | None]]] = {}
         self._check(config)
@@ -95,9 +94,6 @@ class Mapper:
                    .replace("{moduleId}", event.module_id or "")
                    .replace("{hubName}", (event.hub_name or "").lower()))
         return TwinTarget(twin_id, model, event.device_id, event.module_id)
-
-    def connection_value(self, connected: bool) -> str:
-        return self._connection_values[connected]
 
     def telemetry_values(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[Path, Any]]:
         """The (twin property path, value) pairs an event's body contributes, in body order."""

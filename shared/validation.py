@@ -197,8 +197,7 @@ def validate_event(raw: dict[str, Any], envelope: Envelope) -> IotHubEvent:
         event = make(
             device_id=sysprops.device_id, hub_name=hub_name_of(envelope.topic), module_id=sysprops.module_id or None,
             enqueued_ticks=enqueued, body=data.body, content_type=sysprops.content_type,
-            content_encoding=sysprops.content_encoding, properties=dict(data.properties),
-            system_properties={k: v for k, v in data_raw["systemProperties"].items() if isinstance(v, str)},
+            content_encoding=sysprops.content_encoding,
         )
     if problems:
         raise PermanentError(Code.SCHEMA_INVALID, f"invalid {envelope.event_type} event", tuple(problems))

@@ -189,10 +189,6 @@ class EgressConfig:
         self.routes = [CompiledRoute(r) for r in sections.routes]
         self.rules = [CompiledRule(r) for r in sections.propagation]
 
-    @property
-    def empty(self) -> bool:
-        return not self.routes and not self.rules
-
 
 def _path(loc: tuple[Any, ...]) -> str:
     if len(loc) >= 3 and loc[0] == "endpoints":

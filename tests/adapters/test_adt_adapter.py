@@ -2,7 +2,6 @@
 
 import pytest
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from shared.errors import Code, TransientError
 from shared.ports import TwinConflict, TwinRejected
 from tests.support.builders import rig
@@ -68,7 +67,6 @@ def test_pipeline_over_the_adt_adapter_matches_the_embedded_graph(adt_store, fak
     assert {t["$dtId"]: {k: v for k, v in t.items() if not k.startswith("$")} for t in fake_adt.graph.list_twins()} \
         == {k: {p: v for p, v in t.items() if p != "$model"} for k, t in embedded.user_twins().items()}
     assert all("If-Match" in r.headers for r in fake_adt.writes() if r.method == "PATCH")
-    assert isinstance(fake_adt.graph, EmbeddedTwinGraph)
 
 
 def test_twin_race_412_is_resolved_by_re_reading(adt_store, fake_adt):

@@ -73,9 +73,12 @@ def test_cloudevents_other_than_1_0_are_refused():
     assert caught.value.code is Code.NOT_AN_EVENT and caught.value.path == "specversion"
 
 
-def test_telemetry_keeps_properties_and_content_type():
+def test_telemetry_keeps_content_type_and_checks_application_properties():
     event = validate_event(raw := load_event("device_telemetry"), read_envelope(raw))
-    assert event.properties == {"Status": "Active"}
+    raw["data"]["properties"]["nested"] = {"not": "a string"}
+    with pytest.raises(PermanentError) as caught:
+        validate_event(raw, read_envelope(raw))
+    assert caught.value.problems[0].path.startswith("data.properties.nested")
     assert event.content_type == "application/json" and event.content_encoding == "utf-8"
     assert event.enqueued_ticks is not None and event.enqueued_ticks > 0
 

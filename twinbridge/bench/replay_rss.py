@@ -4,7 +4,6 @@ held in memory), then ``python -m twinbridge replay FILE`` in a child process, w
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,3 @@ def replay_rss(events: int, devices: int, seed: int, batch_size: int) -> dict[st
         "replay_peak_rss_mb": round(rss_kib / 1024, 1), "replay_generate_seconds": round(generated_s, 2),
         "replay_output": (out.strip().splitlines() or [""])[-1][:300], "replay_stderr": err.strip()[-300:]}
 
-
-def self_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
