@@ -15,17 +15,16 @@ that Storage Explorer or ``az storage blob download`` shows as is. Event Grid's 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
-from shared.errors import Code, TransientError
+from shared.adapters.storage_calls import CreateOnce, transient_storage_error
 from shared.ports import QuarantineRecord
 
 DEFAULT_CONTAINER = "twinbridge-quarantine"
@@ -43,8 +42,7 @@ def parse_time(text: str) -> datetime:
 class BlobQuarantine:
     def __init__(self, container: ContainerClient) -> None:
         self.container = container
-        self._ready = False
-        self._lock = threading.Lock()
+        self._container = CreateOnce(container.create_container, "quarantine container")
 
     @classmethod
     def from_connection_string(cls, connection: str, container: str = DEFAULT_CONTAINER,
@@ -125,30 +123,14 @@ class BlobQuarantine:
 
     # ---- plumbing ----------------------------------------------------------------------------------------
     def _call(self, what: str, operation: Callable[[], T]) -> T:
-        self._ensure_container(what)
+        self._container.ensure(what)
         try:
             return operation()
-        except HttpResponseError as exc:
-            status = exc.status_code or 0
-            if status in (408, 429) or status >= 500 or status in (401, 403):
-                raise TransientError(Code.STATE_UNAVAILABLE, f"{what}: HTTP {status} from Blob Storage") from exc
-            raise
         except AzureError as exc:
-            raise TransientError(Code.STATE_UNAVAILABLE, f"{what}: Blob Storage unreachable: {exc}") from exc
-
-    def _ensure_container(self, what: str) -> None:
-        if self._ready:
-            return
-        with self._lock:
-            if self._ready:
-                return
-            try:
-                self.container.create_container()
-            except ResourceExistsError:
-                pass
-            except AzureError as exc:
-                raise TransientError(Code.STATE_UNAVAILABLE, f"{what}: cannot create the container: {exc}") from exc
-            self._ready = True
+            transient = transient_storage_error(exc, what, "Blob Storage")
+            if transient is None:
+                raise
+            raise transient from exc
 
 
 def _name(record_id: str) -> str:

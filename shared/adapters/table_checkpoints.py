@@ -8,23 +8,25 @@ page, which reconcile makes harmless.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.adapters.storage_calls import CreateOnce, transient_storage_error
 from shared.adapters.table_state import RETRY_SETTINGS
-from shared.errors import Code, TransientError
 
 DEFAULT_TABLE = "twinbridgecheckpoints"
 _PARTITION = "checkpoint"
+T = TypeVar("T")
 
 
 class TableCheckpoints:
     def __init__(self, client: TableClient) -> None:
         self.client = client
-        self._table_ready = False
+        self._table = CreateOnce(client.create_table, "checkpoint table")
 
     @classmethod
     def from_connection_string(cls, connection: str, table: str = DEFAULT_TABLE, **kwargs: Any) -> TableCheckpoints:
@@ -42,29 +44,27 @@ class TableCheckpoints:
 
     def get(self, name: str) -> str | None:
         try:
-            self._ensure_table()
-            entity = self.client.get_entity(_PARTITION, name)
+            entity = self._call(f"read checkpoint {name}", lambda: self.client.get_entity(_PARTITION, name))
         except ResourceNotFoundError:
             return None
-        except AzureError as exc:
-            raise TransientError(Code.STATE_UNAVAILABLE, f"read checkpoint {name}: {exc}") from exc
         value = entity.get("value")
         return value if isinstance(value, str) else None
 
     def put(self, name: str, value: str | None) -> None:
         """``None`` forgets the resume point (the next run starts from the beginning)."""
-        try:
-            self._ensure_table()
-            if value is None:
-                self.client.delete_entity(_PARTITION, name)
-            else:
-                self.client.upsert_entity({"PartitionKey": _PARTITION, "RowKey": name, "value": value},
-                                          mode=UpdateMode.REPLACE)
-        except AzureError as exc:
-            raise TransientError(Code.STATE_UNAVAILABLE, f"write checkpoint {name}: {exc}") from exc
+        if value is None:
+            with contextlib.suppress(ResourceNotFoundError):
+                self._call(f"forget checkpoint {name}", lambda: self.client.delete_entity(_PARTITION, name))
+            return
+        entity = {"PartitionKey": _PARTITION, "RowKey": name, "value": value}
+        self._call(f"write checkpoint {name}", lambda: self.client.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
-    def _ensure_table(self) -> None:
-        if not self._table_ready:
-            with contextlib.suppress(ResourceExistsError):
-                self.client.create_table()
-            self._table_ready = True
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        self._table.ensure(what)
+        try:
+            return operation()
+        except AzureError as exc:
+            transient = transient_storage_error(exc, what, "Table Storage")
+            if transient is None:
+                raise
+            raise transient from exc

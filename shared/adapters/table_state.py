@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,7 +37,8 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.errors import Code, TransientError
+from shared.adapters.storage_calls import CreateOnce, transient_storage_error
+from shared.errors import TransientError
 from shared.freshness import DELETED, Shadow
 from shared.ports import StateConflict
 
@@ -117,8 +117,7 @@ class TableStateStore:
         self.client = client
         self.retention = retention
         self.clock = clock
-        self._table_ready = False
-        self._lock = threading.Lock()
+        self._table = CreateOnce(client.create_table, "state table")
 
     @classmethod
     def from_connection_string(cls, connection: str, table: str = DEFAULT_TABLE, *,
@@ -226,39 +225,23 @@ class TableStateStore:
 
     # ---- plumbing ----------------------------------------------------------------------------------------
     def _call(self, what: str, operation: Callable[[], T]) -> T:
-        self._ensure_table(what)
+        self._table.ensure(what)
         try:
             try:
                 return operation()
             except ResourceNotFoundError as exc:
                 if not _table_missing(exc):
                     raise
-                self._table_ready = False  # deleted under us: create it again and retry once
-                self._ensure_table(what)
+                self._table.forget()  # deleted under us: create it again and retry once
+                self._table.ensure(what)
                 return operation()
         except (StateConflict, ResourceModifiedError):
             raise
-        except HttpResponseError as exc:
-            status = exc.status_code or 0
-            if status in (408, 429) or status >= 500 or status in (401, 403):
-                raise TransientError(Code.STATE_UNAVAILABLE, f"{what}: HTTP {status} from Table Storage") from exc
-            raise
-        except AzureError as exc:  # ServiceRequestError / ServiceResponseError: unreachable, timed out
-            raise TransientError(Code.STATE_UNAVAILABLE, f"{what}: Table Storage unreachable: {exc}") from exc
-
-    def _ensure_table(self, what: str) -> None:
-        if self._table_ready:
-            return
-        with self._lock:
-            if self._table_ready:
-                return
-            try:
-                self.client.create_table()
-            except ResourceExistsError:
-                pass
-            except AzureError as exc:
-                raise TransientError(Code.STATE_UNAVAILABLE, f"{what}: cannot create the state table: {exc}") from exc
-            self._table_ready = True
+        except AzureError as exc:
+            transient = transient_storage_error(exc, what, "Table Storage")
+            if transient is None:
+                raise
+            raise transient from exc
 
 
 def entity_etag(entity: Any) -> str:
