@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from shared.egress.router import EgressRouter
 
 log = logging.getLogger("twinbridge.wiring")
+T = TypeVar("T")
 
 
 @dataclass
@@ -79,18 +81,27 @@ def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
     return EmbeddedTwinGraph(catalog, settings.twin_db)
 
 
+def on_storage(settings: Settings, setting: str, what: str, by_connection: Callable[[str], T],
+               by_account: Callable[[str], T]) -> T:
+    """The storage account the Functions host uses: its connection string, else identity-based by account name."""
+    if settings.storage_connection:
+        return by_connection(settings.storage_connection)
+    if settings.storage_account:
+        return by_account(settings.storage_account)
+    raise ConfigError(setting, [Problem("AzureWebJobsStorage", f"{what} needs AzureWebJobsStorage or "
+                                                               "AzureWebJobsStorage__accountName")])
+
+
 def build_state_store(settings: Settings) -> StateStore:
     if settings.state_store == "memory":
         return MemoryStateStore()
     if settings.state_store == "table":
         from shared.adapters.table_state import TableStateStore
 
-        if settings.storage_connection:
-            return TableStateStore.from_connection_string(settings.storage_connection, settings.state_table)
-        if settings.storage_account:
-            return TableStateStore.from_account(settings.storage_account, settings.state_table)
-        needs = "state store 'table' needs AzureWebJobsStorage or AzureWebJobsStorage__accountName"
-        raise ConfigError("TWINBRIDGE_STATE_STORE", [Problem("AzureWebJobsStorage", needs)])
+        table = settings.state_table
+        return on_storage(settings, "TWINBRIDGE_STATE_STORE", "state store 'table'",
+                          lambda conn: TableStateStore.from_connection_string(conn, table),
+                          lambda account: TableStateStore.from_account(account, table))
     raise ConfigError("TWINBRIDGE_STATE_STORE", [Problem("", f"unknown state store {settings.state_store!r}")])
 
 
@@ -99,12 +110,10 @@ def build_quarantine(settings: Settings) -> Quarantine:
     if kind == "blob":
         from shared.adapters.azure_quarantine import BlobQuarantine
 
-        if settings.storage_connection:
-            return BlobQuarantine.from_connection_string(settings.storage_connection, settings.quarantine_container)
-        if settings.storage_account:
-            return BlobQuarantine.from_account(settings.storage_account, settings.quarantine_container)
-        needs = "quarantine 'blob' needs AzureWebJobsStorage or AzureWebJobsStorage__accountName"
-        raise ConfigError("TWINBRIDGE_QUARANTINE", [Problem("AzureWebJobsStorage", needs)])
+        container = settings.quarantine_container
+        return on_storage(settings, "TWINBRIDGE_QUARANTINE", "quarantine 'blob'",
+                          lambda conn: BlobQuarantine.from_connection_string(conn, container),
+                          lambda account: BlobQuarantine.from_account(account, container))
     if kind == "jsonl":
         if not settings.quarantine_file:
             raise ConfigError("TWINBRIDGE_QUARANTINE", [Problem("TWINBRIDGE_QUARANTINE_FILE", "quarantine 'jsonl' "
@@ -125,19 +134,20 @@ def build_egress(app: App) -> EgressRouter:
 
     egress = load_egress(app.config.sections, app.settings.config_path or "<config>")
     sinks = {name: build_sink(name, endpoint, os.environ) for name, endpoint in egress.endpoints.items()}
-    store: ForwardingStore | None = MemoryForwardingStore() if app.settings.forwarding_store == "memory" else None
-    if app.settings.forwarding_store == "table":
+    store: ForwardingStore
+    if app.settings.forwarding_store == "memory":
+        store = MemoryForwardingStore()
+    elif app.settings.forwarding_store == "table":
         from shared.adapters.forwarding_table import TableForwardingStore
 
-        if app.settings.storage_connection:
-            store = TableForwardingStore.from_connection_string(app.settings.storage_connection,
-                                                                app.settings.forwarding_table)
-        elif app.settings.storage_account:
-            store = TableForwardingStore.from_endpoint(f"https://{app.settings.storage_account}.table.core.windows"
-                                                       ".net", app.settings.forwarding_table)
-    if store is None:
-        raise ConfigError("TWINBRIDGE_FORWARDING_STORE", [Problem("", "memory, or table with AzureWebJobsStorage "
-                                                                  "or AzureWebJobsStorage__accountName")])
+        table = app.settings.forwarding_table
+        store = on_storage(app.settings, "TWINBRIDGE_FORWARDING_STORE", "forwarding store 'table'",
+                           lambda conn: TableForwardingStore.from_connection_string(conn, table),
+                           lambda account: TableForwardingStore.from_endpoint(
+                               f"https://{account}.table.core.windows.net", table))
+    else:
+        unknown = f"unknown forwarding store {app.settings.forwarding_store!r} (memory, table)"
+        raise ConfigError("TWINBRIDGE_FORWARDING_STORE", [Problem("", unknown)])
     propagator = RulePropagator(egress.rules, app.twins, app.state) if egress.rules else None
     return EgressRouter(egress, sinks, store, app.quarantine, propagator)
 
@@ -165,8 +175,5 @@ def build_checkpoints(settings: Settings) -> Checkpoints:
         return MemoryCheckpoints()
     from shared.adapters.table_checkpoints import TableCheckpoints
 
-    if settings.storage_connection:
-        return TableCheckpoints.from_connection_string(settings.storage_connection)
-    if settings.storage_account:
-        return TableCheckpoints.from_account(settings.storage_account)
-    return MemoryCheckpoints()  # build_state_store has already refused this combination
+    return on_storage(settings, "TWINBRIDGE_STATE_STORE", "checkpoints on table",
+                      TableCheckpoints.from_connection_string, TableCheckpoints.from_account)
