@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from azure.eventhub import EventData, EventDataBatch
-from azure.eventhub.exceptions import ConnectionLostError
+from azure.eventhub.exceptions import ConnectionLostError, EventDataError
 from azure.servicebus import ServiceBusMessage, ServiceBusMessageBatch
 from azure.servicebus.exceptions import ServiceBusServerBusyError
 
@@ -35,9 +35,12 @@ class RecordingBatch(EventDataBatch):
 
 
 class FakeProducer:
-    def __init__(self, max_size: int | None = None, fail_on_send: int | None = None) -> None:
+    def __init__(self, max_size: int | None = None, fail_on_send: int | None = None,
+                 refuse_send: int | None = None) -> None:
         self.max_size = max_size
         self.fail_on_send = fail_on_send
+        self.refuse_send = refuse_send  # the n-th send_batch call is refused by the service (EventDataError)
+        self.calls = 0
         self.sent: list[RecordingBatch] = []
         self.closed = False
 
@@ -45,6 +48,9 @@ class FakeProducer:
         return RecordingBatch(partition_key=partition_key, max_size_in_bytes=self.max_size)
 
     def send_batch(self, event_data_batch: EventDataBatch) -> None:
+        self.calls += 1
+        if self.refuse_send == self.calls - 1:
+            raise EventDataError("the service refused these events")
         if self.fail_on_send is not None and len(self.sent) == self.fail_on_send:
             raise ConnectionLostError("link detached")
         assert isinstance(event_data_batch, RecordingBatch)
@@ -98,6 +104,13 @@ def test_event_hubs_full_batches_are_split_and_an_oversized_event_is_rejected() 
     sizes = [len(b.events) for b in producer.sent]
     assert sum(sizes) == 3 and len(producer.sent) >= 3  # 700 bytes hold one event: one batch each
     assert [b._partition_key for b in producer.sent] == ["room-1", "room-1", "room-2"]
+
+
+def test_a_refused_batch_rejects_its_events_only_and_the_next_batch_still_goes() -> None:
+    producer = FakeProducer(max_size=700, refuse_send=0)  # one event per batch; the first batch is refused
+    deliveries = EventHubSink("timeseries", producer).send(_messages())
+    assert [d.status for d in deliveries] == [Status.REJECTED, Status.SENT, Status.SENT]
+    assert [e.message_id for b in producer.sent for e in b.events] == ["n3:r", "n2:r"]  # room-1's next, then room-2
 
 
 def test_event_hubs_failure_stops_and_marks_the_rest_retry() -> None:

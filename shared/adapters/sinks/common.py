@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
 from shared.egress.ports import Delivery, Outgoing, Status
 from shared.errors import Code, ConfigError, Problem, TransientError
+
+B = TypeVar("B")  # an SDK batch
+M = TypeVar("M")  # an SDK message
 
 AMQP_PREFIX = "cloudEvents:"  # the binding's prefix ADT itself uses; receivers accept it and "cloudEvents_"
 
@@ -50,3 +53,27 @@ def setting(env: Mapping[str, str], name: str, endpoint: str) -> str:
 
 def unavailable(endpoint: str, exc: Exception) -> TransientError:
     return TransientError(Code.SINK_UNAVAILABLE, f"{endpoint}: {type(exc).__name__}: {exc}")
+
+
+def fill_batches(indexes: Sequence[int], build: Callable[[int], M], new_batch: Callable[[], B],
+                 add: Callable[[B, M], bool], ship: Callable[[B, list[int]], None],
+                 too_large: Callable[[int, B], None]) -> None:
+    """Add messages in order to the current batch; when it is full, ship it and start the next.
+
+    ``add`` returns False when the message does not fit; a message that does not fit even an empty batch goes to
+    ``too_large``. ``ship`` gets each batch with the indexes of the messages it holds (and handles its own errors).
+    """
+    batch = new_batch()
+    pending: list[int] = []
+    for i in indexes:
+        message = build(i)
+        if not add(batch, message):
+            if pending:
+                ship(batch, pending)
+                batch, pending = new_batch(), []
+            if not add(batch, message):
+                too_large(i, batch)
+                continue
+        pending.append(i)
+    if pending:
+        ship(batch, pending)

@@ -9,12 +9,13 @@ identity in Azure); a connection string from an app setting only for local runs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from azure.eventhub import EventData, EventDataBatch, EventHubProducerClient
 from azure.eventhub.exceptions import EventDataError, EventHubError
 
-from shared.adapters.sinks.common import amqp_binding, by_partition, fail_rest, setting, unavailable
+from shared.adapters.sinks.common import amqp_binding, by_partition, fail_rest, fill_batches, setting, unavailable
 from shared.egress.config import EventHubEndpoint
 from shared.egress.ports import SENT, Delivery, Outgoing, Status
 from shared.errors import Code, ConfigError, PermanentError, Problem
@@ -61,40 +62,36 @@ class EventHubSink:
 
     def send(self, messages: Sequence[Outgoing]) -> list[Delivery]:
         deliveries: list[Delivery | None] = [None] * len(messages)
-        for key, indexes in by_partition(messages).items():
-            pending: list[int] = []
+
+        def ship(batch: EventDataBatch, pending: list[int]) -> None:
             try:
-                batch = self.producer.create_batch(partition_key=key)
-                for i in indexes:
-                    data = to_event_data(messages[i])
-                    try:
-                        batch.add(data)
-                    except ValueError:  # the batch is full: ship it, start the next one
-                        if pending:
-                            self._ship(batch, pending, deliveries)
-                            pending = []
-                            batch = self.producer.create_batch(partition_key=key)
-                        try:
-                            batch.add(data)
-                        except ValueError:
-                            deliveries[i] = Delivery(Status.REJECTED, PermanentError.at(
-                                Code.MESSAGE_TOO_LARGE, "data", f"larger than an Event Hubs batch "
-                                f"({batch.max_size_in_bytes} bytes)"))
-                            continue
-                    pending.append(i)
-                if pending:
-                    self._ship(batch, pending, deliveries)
-            except EventDataError as exc:  # the service refused the events themselves
+                self.producer.send_batch(batch)
+            except EventDataError as exc:  # the service refused these events themselves
                 for i in pending:
                     deliveries[i] = Delivery(Status.REJECTED, PermanentError(Code.DELIVERY_REJECTED, str(exc)))
-            except EventHubError as exc:
-                return fail_rest(deliveries, unavailable(self.name, exc))
-        return [d if d is not None else SENT for d in deliveries]
+                return
+            for i in pending:
+                deliveries[i] = SENT
 
-    def _ship(self, batch: EventDataBatch, pending: list[int], deliveries: list[Delivery | None]) -> None:
-        self.producer.send_batch(batch)
-        for i in pending:
-            deliveries[i] = SENT
+        def too_large(i: int, batch: EventDataBatch) -> None:
+            deliveries[i] = Delivery(Status.REJECTED, PermanentError.at(
+                Code.MESSAGE_TOO_LARGE, "data", f"larger than an Event Hubs batch ({batch.max_size_in_bytes} bytes)"))
+
+        try:
+            for key, indexes in by_partition(messages).items():
+                fill_batches(indexes, lambda i: to_event_data(messages[i]),
+                             partial(self.producer.create_batch, partition_key=key), _add, ship, too_large)
+        except EventHubError as exc:
+            return fail_rest(deliveries, unavailable(self.name, exc))
+        return [d if d is not None else SENT for d in deliveries]
 
     def close(self) -> None:
         self.producer.close()
+
+
+def _add(batch: EventDataBatch, data: EventData) -> bool:
+    try:
+        batch.add(data)
+    except ValueError:  # the batch is full
+        return False
+    return True

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch
 from azure.servicebus.exceptions import MessageSizeExceededError, ServiceBusError
 
-from shared.adapters.sinks.common import amqp_binding, by_partition, fail_rest, setting, unavailable
+from shared.adapters.sinks.common import amqp_binding, by_partition, fail_rest, fill_batches, setting, unavailable
 from shared.egress.config import ServiceBusEndpoint
 from shared.egress.ports import SENT, Delivery, Outgoing, Status
 from shared.errors import Code, ConfigError, PermanentError, Problem
@@ -59,39 +59,33 @@ class ServiceBusSink:
 
     def send(self, messages: Sequence[Outgoing]) -> list[Delivery]:
         deliveries: list[Delivery | None] = [None] * len(messages)
+
+        def ship(batch: ServiceBusMessageBatch, pending: list[int]) -> None:
+            self.sender.send_messages(batch)
+            for i in pending:
+                deliveries[i] = SENT
+
+        def too_large(i: int, batch: ServiceBusMessageBatch) -> None:
+            deliveries[i] = Delivery(Status.REJECTED, PermanentError.at(
+                Code.MESSAGE_TOO_LARGE, "data", f"larger than a Service Bus batch ({batch.max_size_in_bytes} bytes)"))
+
         try:
             for indexes in by_partition(messages).values():
-                batch = self.sender.create_message_batch()
-                pending: list[int] = []
-                for i in indexes:
-                    message = to_message(messages[i], self.sessions)
-                    try:
-                        batch.add_message(message)
-                    except MessageSizeExceededError:
-                        if pending:
-                            self._ship(batch, pending, deliveries)
-                            pending = []
-                            batch = self.sender.create_message_batch()
-                        try:
-                            batch.add_message(message)
-                        except MessageSizeExceededError:
-                            deliveries[i] = Delivery(Status.REJECTED, PermanentError.at(
-                                Code.MESSAGE_TOO_LARGE, "data", f"larger than a Service Bus batch "
-                                f"({batch.max_size_in_bytes} bytes)"))
-                            continue
-                    pending.append(i)
-                if pending:
-                    self._ship(batch, pending, deliveries)
+                fill_batches(indexes, lambda i: to_message(messages[i], self.sessions),
+                             self.sender.create_message_batch, _add, ship, too_large)
         except ServiceBusError as exc:
             return fail_rest(deliveries, unavailable(self.name, exc))
         return [d if d is not None else SENT for d in deliveries]
-
-    def _ship(self, batch: ServiceBusMessageBatch, pending: list[int], deliveries: list[Delivery | None]) -> None:
-        self.sender.send_messages(batch)
-        for i in pending:
-            deliveries[i] = SENT
 
     def close(self) -> None:
         self.sender.close()
         if self._client is not None:
             self._client.close()
+
+
+def _add(batch: ServiceBusMessageBatch, message: ServiceBusMessage) -> bool:
+    try:
+        batch.add_message(message)
+    except MessageSizeExceededError:  # the batch is full
+        return False
+    return True
