@@ -1,3 +1,17 @@
 """Shared pytest configuration. Fixture plugins live in tests/support/ and are listed here."""
 
+import pytest
+import responses
+
+from shared.adapters.embedded_twins import EmbeddedTwinGraph
+from tests.support.builders import CATALOG
+from tests.support.fake_adt import FakeAdt
+
 pytest_plugins: list[str] = ["tests.support.azurite"]
+
+
+@pytest.fixture
+def fake_adt():
+    """A fake Azure Digital Twins data plane (tests/support/fake_adt.py) over a fresh embedded graph."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeAdt(EmbeddedTwinGraph(CATALOG), mock)

@@ -31,7 +31,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.errors import ConfigError, Problem
 from shared.route_filter import RouteFilter, compile_route_filter
@@ -108,33 +108,29 @@ def _compile(text: str) -> RouteFilter:
         raise ValueError(str(exc)) from None
 
 
+def _parses(text: str) -> str:
+    _compile(text)
+    return text
+
+
+FilterText = Annotated[str, AfterValidator(_parses)]  # an ADT route filter, checked when the config loads
+
+
 class Route(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    filter: str
+    filter: FilterText
     endpoint: str
     transform: Transform = Transform.PASSTHROUGH
-
-    @field_validator("filter")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        _compile(value)
-        return value
 
 
 class PropagationRule(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    filter: str  # which children's Twin.Update notifications trigger the rule (route filter syntax)
+    filter: FilterText  # which children's Twin.Update notifications trigger the rule (route filter syntax)
     relationship: str = Field(min_length=1)  # name of the parent → child relationship
     source: str = Field(pattern=r"^/[^/$][^$]*$")  # child property, JSON pointer (/Temperature, /comp/prop)
     target: str = Field(pattern=r"^/[^/$][^$]*$")  # parent property
     mode: Mode = Mode.COPY
     max_hops: int = Field(3, ge=0, le=16)  # how far a chain of propagated updates may climb (loop guard)
-
-    @field_validator("filter")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        _compile(value)
-        return value
 
 
 class EgressSections(_Strict):

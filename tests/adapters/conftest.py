@@ -1,19 +1,12 @@
 
 import pytest
-import responses
 from azure.core.pipeline.transport import RequestsTransport
 from azure.digitaltwins.core import DigitalTwinsClient
 
 from shared.adapters.adt_twins import AdtTwinStore
 from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from tests.support.builders import CATALOG
-from tests.support.fake_adt import ENDPOINT, FakeAdt, FakeCredential
-
-
-@pytest.fixture
-def fake_adt():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield FakeAdt(EmbeddedTwinGraph(CATALOG), mock)
+from tests.support.fake_adt import ENDPOINT, FakeCredential
 
 
 @pytest.fixture

@@ -1,14 +1,11 @@
 
 import pytest
-import responses
 from azure.core.pipeline.transport import RequestsTransport
 from azure.digitaltwins.core import DigitalTwinsClient
 
 from functions.runtime import use_app
 from shared.adapters.adt_twins import AdtTwinStore
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from tests.support.builders import CATALOG
-from tests.support.fake_adt import ENDPOINT, FakeAdt, FakeCredential
+from tests.support.fake_adt import ENDPOINT, FakeCredential
 
 
 @pytest.fixture
@@ -16,12 +13,6 @@ def install():
     """install(app): make it the process-wide app for the doors; forgotten after the test."""
     yield use_app
     use_app(None)
-
-
-@pytest.fixture
-def fake_adt():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield FakeAdt(EmbeddedTwinGraph(CATALOG), mock)
 
 
 @pytest.fixture
