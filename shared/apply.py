@@ -114,7 +114,7 @@ class TwinApplier:
             if not changes:
                 break
             try:
-                self._save(shadow, etag)
+                etag = self._save(shadow, etag)
                 break
             except StateConflict:
                 _back_off(attempt)
@@ -122,7 +122,7 @@ class TwinApplier:
         else:
             raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"state of {twin_id} kept changing under us")
         try:
-            self._write(twin_id, model_id, twin, tally, committed=bool(changes))
+            self._write(twin_id, model_id, twin, tally, known=(shadow, etag), committed=bool(changes))
         except TwinRejected as exc:
             decisions = self._refused(twin_id, model_id, intents, decisions, changes, exc, tally)
         return decisions
@@ -186,14 +186,18 @@ class TwinApplier:
         return Decision(outcome)
 
     def _write(self, twin_id: str, model_id: str, twin: dict[str, object] | None, tally: WriteTally, *,
-               committed: bool = True, tolerate_rejection: bool = False) -> None:
-        fresh = twin is not None
+               known: tuple[Shadow, str | None] | None = None, committed: bool = True,
+               tolerate_rejection: bool = False) -> None:
+        """``known``: the shadow read (or committed) right after ``twin`` was read — the first attempt plans
+        from it instead of reading it back; every later attempt re-reads the twin, then the shadow."""
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 _check_budget(twin_id)
-            if attempt or not fresh:
+            if attempt or twin is None or known is None:
                 twin = self._read_twin(twin_id, fresh=True)  # twin first, then the shadow: see the module docstring
-            shadow, shadow_etag = self._load(twin_id, model_id)
+                shadow, shadow_etag = self._load(twin_id, model_id)
+            else:
+                shadow, shadow_etag = known
             action = plan(shadow, twin, wants_twin(shadow, twin is not None, self.projection.policy),
                           _properties(shadow, self.projection), self.projection.max_patch_bytes,
                           dropped_paths(shadow, self.projection.connection_path))
@@ -308,8 +312,8 @@ class TwinApplier:
         shadow, etag = loaded
         return shadow.copy(), etag
 
-    def _save(self, shadow: Shadow, etag: str | None) -> None:
-        self.state.save(shadow, etag)
+    def _save(self, shadow: Shadow, etag: str | None) -> str:
+        return self.state.save(shadow, etag)
 
 
 def _check_budget(twin_id: str) -> None:
