@@ -40,7 +40,7 @@ class Schema(StrEnum):
     CLOUD_EVENTS = "cloudevents"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IotHubEvent:
     """One validated IoT Hub event. Fields not relevant to ``kind`` are None."""
 

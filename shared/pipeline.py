@@ -32,7 +32,7 @@ log = logging.getLogger("twinbridge.pipeline")
 DEFAULT_MAX_CONCURRENCY = 16  # twins written at once per batch; ADT latency, not CPU, is what this hides
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventResult:
     index: int
     event_id: str | None

@@ -13,10 +13,13 @@ Tolerated quirks, on purpose: ids that are not UUIDs (the docs' own sample is no
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from shared.errors import Code, PermanentError, Problem
 from shared.events import KIND_BY_EVENT_TYPE, IotHubEvent, Kind, Schema
@@ -29,62 +32,70 @@ HexSequence = Annotated[str, StringConstraints(min_length=1, max_length=128, pat
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
-class _Model(BaseModel):
-    # strict: a number is not a string and a string is not a number; extra: Azure adds fields over time.
-    model_config = ConfigDict(strict=True, extra="allow", populate_by_name=True)
+# strict: a number is not a string and a string is not a number; extra fields are ignored (Azure adds fields over
+# time). TypedDicts rather than BaseModels: pydantic-core validates them in one call and builds no model objects,
+# which the benchmark's profile showed to be ~40 % cheaper per event; error locations are the wire names either way.
+_STRICT = ConfigDict(strict=True, extra="ignore")
+NoModule = Annotated[str, StringConstraints(max_length=0)] | DeviceId | None  # "" = no module
 
 
-class ConnectionStateInfo(_Model):
+class ConnectionStateInfo(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
     sequenceNumber: HexSequence
 
 
-class ConnectionData(_Model):
+class ConnectionData(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
     hubName: NonEmpty
     deviceId: DeviceId
-    moduleId: Annotated[str, StringConstraints(max_length=0)] | DeviceId | None = None  # "" = no module
+    moduleId: NotRequired[NoModule]
     deviceConnectionStateEventInfo: ConnectionStateInfo
 
 
-class TwinData(_Model):
-    deviceId: str | None = None
-    etag: str | None = None
-    deviceEtag: str | None = None
-    status: str | None = None
-    version: int | None = Field(default=None, ge=0)
+class TwinData(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    deviceId: NotRequired[str | None]
+    etag: NotRequired[str | None]
+    deviceEtag: NotRequired[str | None]
+    status: NotRequired[str | None]
+    version: NotRequired[Annotated[int, Field(ge=0)] | None]
 
 
-class LifecycleData(_Model):
+class LifecycleData(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
     hubName: NonEmpty
     deviceId: DeviceId
     twin: TwinData
 
 
-class SystemProperties(_Model):
-    device_id: DeviceId = Field(alias="iothub-connection-device-id")
-    module_id: Annotated[str, StringConstraints(max_length=0)] | DeviceId | None = Field(
-        default=None, alias="iothub-connection-module-id")
-    enqueued_time: NonEmpty = Field(alias="iothub-enqueuedtime")
-    content_type: str | None = Field(default=None, alias="iothub-content-type")
-    content_encoding: str | None = Field(default=None, alias="iothub-content-encoding")
+# The system properties' names are not identifiers: the functional form spells them as they are on the wire.
+SystemProperties = TypedDict("SystemProperties", {
+    "iothub-connection-device-id": DeviceId,
+    "iothub-connection-module-id": NotRequired[NoModule],
+    "iothub-enqueuedtime": NonEmpty,
+    "iothub-content-type": NotRequired[str | None],
+    "iothub-content-encoding": NotRequired[str | None],
+})
+SystemProperties.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
 
 
-class TelemetryData(_Model):
+class TelemetryData(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
     body: dict[str, Any] | str
     # Application properties are strings on the wire; enrichment tools sometimes send numbers or booleans.
-    properties: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    properties: NotRequired[dict[str, str | int | float | bool | None]]
     systemProperties: SystemProperties
 
 
-_DATA_MODEL: dict[Kind, type[_Model]] = {
-    Kind.CREATED: LifecycleData,
-    Kind.DELETED: LifecycleData,
-    Kind.CONNECTED: ConnectionData,
-    Kind.DISCONNECTED: ConnectionData,
-    Kind.TELEMETRY: TelemetryData,
+_VALIDATE_DATA: dict[Kind, Callable[[Any], Any]] = {
+    kind: TypeAdapter(schema).validate_python
+    for kind, schema in ((Kind.CREATED, LifecycleData), (Kind.DELETED, LifecycleData),
+                         (Kind.CONNECTED, ConnectionData), (Kind.DISCONNECTED, ConnectionData),
+                         (Kind.TELEMETRY, TelemetryData))
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Envelope:
     """The routing fields of one event, whichever schema carried it."""
 
@@ -122,20 +133,18 @@ def read_envelope(raw: Any) -> Envelope:
         raise PermanentError.at(
             Code.NOT_AN_EVENT, "", "neither an Event Grid event (eventType) nor a CloudEvent (specversion)"
         )
-    values: dict[str, str] = {}
+    values = [raw.get(wire) for _, wire in fields]
+    if all(isinstance(value, str) and value for value in values):
+        return Envelope(schema, *values)  # type: ignore[arg-type]  # all checked to be str just above
     problems = []
-    for attr, wire in fields:
-        value = raw.get(wire)
+    for (_, wire), value in zip(fields, values, strict=True):
         if not isinstance(value, str) or not value:
             expected = "required non-empty string" if value is None else "must be a non-empty string"
             problems.append(Problem(wire, expected))
-        else:
-            values[attr] = value
-    if problems:
-        raise PermanentError(Code.SCHEMA_INVALID, "event envelope is invalid", tuple(problems))
-    return Envelope(schema=schema, **values)
+    raise PermanentError(Code.SCHEMA_INVALID, "event envelope is invalid", tuple(problems))
 
 
+@functools.lru_cache(maxsize=256)  # one topic per hub: computed once, not per event
 def hub_name_of(topic: str) -> str | None:
     """The hub name from an IoT Hub resource id (telemetry carries no ``hubName``). IoT Hub sends topics upper-case
     and ``hubName`` lower-case; hub names are case-insensitive, so lower-case keeps ``{hubName}`` templates stable."""
@@ -159,46 +168,40 @@ def validate_event(raw: dict[str, Any], envelope: Envelope) -> IotHubEvent:
     """The whole event as an ``IotHubEvent``; raises one SCHEMA_INVALID error listing every problem."""
     kind = KIND_BY_EVENT_TYPE[envelope.event_type]
     problems: list[Problem] = []
-    time_name = envelope.names["time"]
     try:
         event_ticks = parse_ticks(envelope.time)
     except ValueError as exc:
-        problems.append(Problem(time_name, str(exc)))
+        problems.append(Problem(envelope.names["time"], str(exc)))
         event_ticks = 0
-    data_raw = raw.get("data")
-    if not isinstance(data_raw, dict):
-        problems.append(Problem("data", "required object" if data_raw is None else "must be an object"))
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        problems.append(Problem("data", "required object" if data is None else "must be an object"))
         raise PermanentError(Code.SCHEMA_INVALID, f"invalid {envelope.event_type} event", tuple(problems))
     try:
-        data = _DATA_MODEL[kind].model_validate(data_raw)
+        data = _VALIDATE_DATA[kind](data)
     except ValidationError as exc:
         problems.extend(_problems_from(exc, "data"))
         raise PermanentError(Code.SCHEMA_INVALID, f"invalid {envelope.event_type} event", tuple(problems)) from None
 
-    def make(**fields: Any) -> IotHubEvent:
-        return IotHubEvent(id=envelope.id, topic=envelope.topic, subject=envelope.subject,
-                           event_type=envelope.event_type, kind=kind, event_ticks=event_ticks, **fields)
-
     event: IotHubEvent
-    if isinstance(data, ConnectionData):
-        event = make(device_id=data.deviceId, module_id=data.moduleId or None,
-                            hub_name=data.hubName,
-                            sequence=int(data.deviceConnectionStateEventInfo.sequenceNumber, 16))
-    elif isinstance(data, LifecycleData):
-        event = make(device_id=data.deviceId, hub_name=data.hubName, twin_version=data.twin.version)
-    else:
-        assert isinstance(data, TelemetryData)
-        sysprops = data.systemProperties
+    if kind is Kind.TELEMETRY:
+        system = data["systemProperties"]
         try:
-            enqueued = parse_ticks(sysprops.enqueued_time)
+            enqueued = parse_ticks(system["iothub-enqueuedtime"])
         except ValueError as exc:
             problems.append(Problem("data.systemProperties.iothub-enqueuedtime", str(exc)))
             enqueued = 0
-        event = make(
-            device_id=sysprops.device_id, hub_name=hub_name_of(envelope.topic), module_id=sysprops.module_id or None,
-            enqueued_ticks=enqueued, body=data.body, content_type=sysprops.content_type,
-            content_encoding=sysprops.content_encoding,
-        )
+        event = IotHubEvent(envelope.id, envelope.topic, envelope.subject, envelope.event_type, kind, event_ticks,
+                            system["iothub-connection-device-id"], system.get("iothub-connection-module-id") or None,
+                            hub_name_of(envelope.topic), None, None, enqueued, data["body"],
+                            system.get("iothub-content-type"), system.get("iothub-content-encoding"))
+    elif kind is Kind.CONNECTED or kind is Kind.DISCONNECTED:
+        event = IotHubEvent(envelope.id, envelope.topic, envelope.subject, envelope.event_type, kind, event_ticks,
+                            data["deviceId"], data.get("moduleId") or None, data["hubName"],
+                            int(data["deviceConnectionStateEventInfo"]["sequenceNumber"], 16))
+    else:
+        event = IotHubEvent(envelope.id, envelope.topic, envelope.subject, envelope.event_type, kind, event_ticks,
+                            data["deviceId"], None, data["hubName"], twin_version=data["twin"].get("version"))
     if problems:
         raise PermanentError(Code.SCHEMA_INVALID, f"invalid {envelope.event_type} event", tuple(problems))
     return event
