@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shared.config import AppConfig, TelemetryMode
-from shared.dtdl import ModelCatalog, PropertyType
+from shared.dtdl import ModelCatalog, accepts_any
 from shared.errors import Code, ConfigError, PermanentError, Problem
 from shared.events import IotHubEvent
 
 Path = tuple[str, ...]
 # DTDL property names: a letter, then letters, digits or underscores, not ending in an underscore, ≤ 64 chars.
 _DTDL_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9_]{0,62}[A-Za-z0-9])?$")
-# Auto mode remembers, per model, what each body field name maps to (bounded: bodies with ever-new names fall back
-# to the uncached check). The profile of the benchmark put the per-field regex and model lookup at ~20 % of the core.
-_NAME_CACHE_LIMIT = 4096
-_SKIP = None  # cached verdict: the field is never written (bad DTDL name, or not declared by a known model)
+# Auto mode remembers, per model, a plan per body shape (bounded: bodies of ever-new shapes are planned per event).
+# The benchmark's profile put the per-field name check and model lookup at ~20 % of the core before this.
+_SHAPE_CACHE_LIMIT = 1024
+_ShapePlan = tuple[tuple[str, Callable[[Any], bool]], ...]  # (body key, type check) for the keys that map
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TwinTarget:
     twin_id: str
     model_id: str
@@ -40,6 +41,12 @@ class _Field:
     source: Path
     target: Path
     source_text: str
+    field: str  # the target joined with '/': the shadow's name for it
+
+
+def _field(source: str, prop: str) -> _Field:
+    target = _split_property(prop)
+    return _Field(tuple(source.split(".")), target, source, "/".join(target))
 
 
 def _split_property(path: str) -> Path:
@@ -52,13 +59,11 @@ class Mapper:
         self._catalog = catalog
         self._mode = config.telemetry.mode
         self._max_string = config.limits.max_string_bytes
-        self._fields = tuple(
-            _Field(tuple(f.source.split(".")), _split_property(f.property), f.source) for f in config.telemetry.fields
-        )
+        self._fields = tuple(_field(f.source, f.property) for f in config.telemetry.fields)
         conn = config.connection
         self.connection_path: Path | None = _split_property(conn.property) if conn.property else None
-        # model id -> (the catalog's property dict it was built from, field name -> (path, declared type) or _SKIP)
-        self._auto_names: dict[str, tuple[object, dict[str, tuple[Path, PropertyType | None] | None]]] = {}
+        # model id -> (the catalog's property dict it was built from, body shape -> its plan)
+        self._auto_shapes: dict[str, tuple[object, dict[tuple[str, ...], _ShapePlan]]] = {}
         self._check(config)
 
     def _check(self, config: AppConfig) -> None:
@@ -95,54 +100,59 @@ class Mapper:
                    .replace("{hubName}", (event.hub_name or "").lower()))
         return TwinTarget(twin_id, model, event.device_id, event.module_id)
 
-    def telemetry_values(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[Path, Any]]:
-        """The (twin property path, value) pairs an event's body contributes, in body order."""
+    def telemetry_fields(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[str, Any]]:
+        """The (twin field, value) pairs an event's body contributes, in body order; a field is its property path
+        joined with '/' (the shadow's field names)."""
         if self._mode is TelemetryMode.AUTO:
-            return self._auto(target, body)
+            return self._auto(target.model_id, body)
         return self._mapped(target, body)
 
-    def _auto(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[Path, Any]]:
-        out: list[tuple[Path, Any]] = []
-        names = self._names_for(target.model_id)
-        for name, value in body.items():
-            if value is None or isinstance(value, dict | list):
-                continue
-            entry = names.get(name, _MISSING)
-            if entry is _MISSING:
-                entry = self._auto_entry(target.model_id, name)
-                if len(names) < _NAME_CACHE_LIMIT:
-                    names[name] = entry
-            if entry is _SKIP:
-                continue
-            path, declared = entry
-            if (declared is not None and not declared.accepts(value)) or not _finite(value):
+    def _auto(self, model_id: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
+        # Devices of one model send bodies of a few shapes (the same keys in the same order), so what each key maps
+        # to and how its value is type-checked is decided once per shape; per event only the values are checked.
+        shapes = self._shapes_for(model_id)
+        keys = tuple(body)
+        plan = shapes.get(keys)
+        if plan is None:
+            plan = self._shape_plan(model_id, keys)
+            if len(shapes) < _SHAPE_CACHE_LIMIT:
+                shapes[keys] = plan
+        out: list[tuple[str, Any]] = []
+        for name, accepts in plan:
+            value = body[name]
+            if value is None or isinstance(value, dict | list) or not accepts(value):
                 continue
             if isinstance(value, str):
                 self._check_size(name, value)
-            out.append((path, value))
+            out.append((name, value))
         return out
 
-    def _names_for(self, model_id: str) -> dict[str, tuple[Path, PropertyType | None] | None]:
+    def _shapes_for(self, model_id: str) -> dict[tuple[str, ...], _ShapePlan]:
         # Keyed on the identity of the catalog's entry, so a model (re)added to the catalog later is seen.
         props = self._catalog.models.get(model_id)
-        cached = self._auto_names.get(model_id)
+        cached = self._auto_shapes.get(model_id)
         if cached is None or cached[0] is not props:
-            cached = self._auto_names[model_id] = (props, {})
+            cached = self._auto_shapes[model_id] = (props, {})
         return cached[1]
 
-    def _auto_entry(self, model_id: str, name: str) -> tuple[Path, PropertyType | None] | None:
-        if not _DTDL_NAME.match(name):
-            return _SKIP
-        path = (name,)
-        if path == self.connection_path:
-            return _SKIP  # only connection events, ordered by sequence number, may set it (no self-reported spoofing)
-        if not self._catalog.knows(model_id):
-            return path, None
-        declared = self._catalog.property_type(model_id, path)
-        return _SKIP if declared is None else (path, declared)
+    def _shape_plan(self, model_id: str, keys: tuple[str, ...]) -> _ShapePlan:
+        """For each body key that maps to a twin property (auto mode: the property of the same name), its check."""
+        known = self._catalog.knows(model_id)
+        plan: list[tuple[str, Callable[[Any], bool]]] = []
+        for name in keys:
+            if not _DTDL_NAME.match(name) or (name,) == self.connection_path:
+                continue  # only connection events, ordered by sequence number, may set it (no self-reported spoofing)
+            if not known:
+                plan.append((name, _finite))
+                continue
+            declared = self._catalog.property_type(model_id, (name,))
+            if declared is not None:
+                check = declared.checker()
+                plan.append((name, check if check is not accepts_any else _finite))
+        return tuple(plan)
 
-    def _mapped(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[Path, Any]]:
-        out: list[tuple[Path, Any]] = []
+    def _mapped(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
         known = self._catalog.knows(target.model_id)
         for f in self._fields:
             value: Any = body
@@ -164,7 +174,7 @@ class Mapper:
                         f"{type(value).__name__} does not fit {'/'.join(f.target)} ({declared.schema})",
                     )
             self._check_size(f.source_text, value)
-            out.append((f.target, value))
+            out.append((f.field, value))
         return out
 
     def _check_size(self, name: str, value: Any) -> None:

@@ -27,17 +27,17 @@ def test_defaults_are_documented_values():
 
 def test_auto_mode_keeps_declared_top_level_primitives_only():
     mapper = Mapper(AppConfig.default(), CATALOG)
-    values = dict(mapper.telemetry_values(mapper.target(event()), {
+    values = dict(mapper.telemetry_fields(mapper.target(event()), {
         "temperature": 21.5, "humidity": 43, "Weather": {"Temperature": 900}, "Location": "USA",
         "status": None, "co2": "high", "online": True, "bad-name": 1}))
     # Weather: object; Location: not in the model; status None; co2: wrong type; bad-name: not a DTDL name.
-    assert values == {("temperature",): 21.5, ("humidity",): 43, ("online",): True}
+    assert values == {"temperature": 21.5, "humidity": 43, "online": True}
 
 
 def test_auto_mode_without_a_known_model_keeps_every_primitive():
     mapper = Mapper(AppConfig.from_data({"twin": {"device_model": "dtmi:custom:Thing;1"}}), CATALOG)
-    values = dict(mapper.telemetry_values(mapper.target(event()), {"Location": "USA", "n": 1, "o": {}}))
-    assert values == {("Location",): "USA", ("n",): 1}
+    values = dict(mapper.telemetry_fields(mapper.target(event()), {"Location": "USA", "n": 1, "o": {}}))
+    assert values == {"Location": "USA", "n": 1}
 
 
 def test_templates_for_devices_and_modules():
@@ -54,16 +54,16 @@ def test_mapped_mode_follows_paths_and_checks_types():
         {"source": "missing.path", "property": "humidity"}]}})
     mapper = Mapper(config, CATALOG)
     target = mapper.target(event())
-    assert mapper.telemetry_values(target, {"Weather": {"Temperature": 900}}) == [(("temperature",), 900)]
+    assert mapper.telemetry_fields(target, {"Weather": {"Temperature": 900}}) == [("temperature", 900)]
     with pytest.raises(PermanentError) as caught:
-        mapper.telemetry_values(target, {"Weather": {"Temperature": "hot"}})
+        mapper.telemetry_fields(target, {"Weather": {"Temperature": "hot"}})
     assert (caught.value.code, caught.value.path) == (Code.MAPPING_FAILED, "data.body.Weather.Temperature")
 
 
 def test_string_over_adt_limit_is_refused():
     mapper = Mapper(AppConfig.default(), CATALOG)
     with pytest.raises(PermanentError) as caught:
-        mapper.telemetry_values(mapper.target(event()), {"status": "é" * 2100})  # 4,200 bytes in UTF-8
+        mapper.telemetry_fields(mapper.target(event()), {"status": "é" * 2100})  # 4,200 bytes in UTF-8
     assert caught.value.code is Code.VALUE_TOO_LARGE and caught.value.path == "data.body.status"
 
 
@@ -117,8 +117,8 @@ def test_app_setting_references_are_resolved_and_dollar_body_is_left_alone(tmp_p
 
 def test_telemetry_cannot_set_the_connection_property():
     mapper = Mapper(AppConfig.default(), CATALOG)
-    values = mapper.telemetry_values(mapper.target(event()), {"connectionState": "Connected", "temperature": 1.0})
-    assert values == [(("temperature",), 1.0)]
+    values = mapper.telemetry_fields(mapper.target(event()), {"connectionState": "Connected", "temperature": 1.0})
+    assert values == [("temperature", 1.0)]
     with pytest.raises(ConfigError) as caught:
         Mapper(AppConfig.from_data({"telemetry": {"mode": "mapped", "fields": [
             {"source": "state", "property": "connectionState"}]}}), CATALOG)
@@ -128,7 +128,7 @@ def test_telemetry_cannot_set_the_connection_property():
 def test_values_no_twin_can_hold_are_refused():
     mapper = Mapper(AppConfig.from_data({"twin": {"device_model": "dtmi:custom:Unknown;1"}}), CATALOG)
     target = mapper.target(event())
-    assert mapper.telemetry_values(target, {"a": float("nan"), "b": float("inf"), "c": 1.5}) == [(("c",), 1.5)]
+    assert mapper.telemetry_fields(target, {"a": float("nan"), "b": float("inf"), "c": 1.5}) == [("c", 1.5)]
     from shared.dtdl import PropertyType
     assert not PropertyType("integer").accepts(2**31) and PropertyType("long").accepts(2**31)
     assert not PropertyType("long").accepts(2**63) and not PropertyType("double").accepts(float("nan"))
