@@ -171,7 +171,7 @@ class TwinApplier:
     def _merge_one(self, shadow: Shadow, intent: Intent, twin_exists: bool, changes: list[Change]) -> Decision:
         policy = self.projection.policy
         tombstone = shadow.tombstone_ticks
-        older_than_deletion = tombstone is not None and all(m.ticks <= tombstone for _, m in intent.candidates)
+        older_than_deletion = tombstone is not None and intent.ticks <= tombstone
         if (not intent.lifecycle and not older_than_deletion and policy is not MissingTwinPolicy.CREATE
                 and not wants_twin(shadow, twin_exists, MissingTwinPolicy.QUARANTINE)):
             # A deleted device that keeps talking is not "not ready yet": retrying would last the broker's whole

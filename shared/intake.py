@@ -17,7 +17,7 @@ from shared.config import AppConfig
 from shared.decode import decode_body
 from shared.errors import Code, PermanentError
 from shared.events import IotHubEvent, Kind
-from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Mark
+from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent
 from shared.guard import Guard, check_subject
 from shared.mapping import Mapper, TwinTarget
 from shared.validation import Envelope, read_envelope, validate_event
@@ -26,7 +26,7 @@ from shared.validation import Envelope, read_envelope, validate_event
 EventFilter = Callable[[dict[str, Any]], str | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Accepted:
     envelope: Envelope
     event: IotHubEvent
@@ -34,7 +34,7 @@ class Accepted:
     intent: Intent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Filtered:
     envelope: Envelope
     reason: str
@@ -61,7 +61,7 @@ class Intake:
         check_subject(event)
         target = self._mapper.target(event)
         intent = self._intent(event, target)
-        if not intent.candidates:
+        if not intent.fields:
             return Filtered(envelope, "no mapped telemetry fields")
         return Accepted(envelope, event, target, intent)
 
@@ -71,21 +71,16 @@ class Intake:
         if kind is Kind.TELEMETRY:
             body = decode_body(event, base64_json=self._base64_json, max_bytes=self._max_body)
             enqueued = event.enqueued_ticks or 0
-            order = (enqueued, event.id)
-            candidates = tuple(
-                ("/".join(path), Mark(order, value, event.id, enqueued))
-                for path, value in self._mapper.telemetry_values(target, body)
-            )
-            return Intent(event.id, target.twin_id, False, candidates)
+            return Intent(event.id, target.twin_id, False, (enqueued, event.id), enqueued,
+                          self._mapper.telemetry_fields(target, body))
         if kind is Kind.CONNECTED or kind is Kind.DISCONNECTED:
-            mark = Mark((event.sequence or 0,), kind is Kind.CONNECTED, event.id, ticks)
-            return Intent(event.id, target.twin_id, False, ((CONNECTION, mark),))
+            return Intent(event.id, target.twin_id, False, (event.sequence or 0,), ticks,
+                          ((CONNECTION, kind is Kind.CONNECTED),))
         version = event.twin_version if event.twin_version is not None else -1
         if kind is Kind.CREATED:
-            created = Mark((ticks, version, 0), LIVE, event.id, ticks)
-            return Intent(event.id, target.twin_id, True, ((LIFECYCLE, created),))
-        deleted = Mark((ticks, version, 1), DELETED, event.id, ticks)
-        return Intent(event.id, target.twin_id, True, ((LIFECYCLE, deleted), (TOMBSTONE, deleted)))
+            return Intent(event.id, target.twin_id, True, (ticks, version, 0), ticks, ((LIFECYCLE, LIVE),))
+        return Intent(event.id, target.twin_id, True, (ticks, version, 1), ticks,
+                      ((LIFECYCLE, DELETED), (TOMBSTONE, DELETED)))
 
 
 def _serialized_size(raw: Any) -> int:

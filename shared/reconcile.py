@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Mark, Shadow
+from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Shadow
 
 RECONCILE_ORDER_TAG = "~reconcile"  # sorts after any event id at the same tick: a deliberate correction
 
@@ -98,8 +98,9 @@ def connection_intent(twin_id: str, device: RegistryDevice, shadow: Shadow | Non
             return None
         order = (-1, since)
         was = f"{shown!r} (no event seen)" if twin is not None else "no twin"
-    mark = Mark(order, connected, _event_id("connection", device.device_id, since), since)
-    return Intent(mark.event_id, twin_id, False, ((CONNECTION, mark),)), f"connection {was} → {state}"
+    intent = Intent(_event_id("connection", device.device_id, since), twin_id, False, order, since,
+                    ((CONNECTION, connected),))
+    return intent, f"connection {was} → {state}"
 
 
 def plan_device(device: RegistryDevice, twin_id: str, model_id: str, twin: dict[str, Any] | None,
@@ -113,8 +114,8 @@ def plan_device(device: RegistryDevice, twin_id: str, model_id: str, twin: dict[
     conn = connection_intent(twin_id, device, shadow, twin, observed, options)
     if twin is None:
         version = device.version if device.version is not None else -1
-        created = Mark((observed, version, 0), LIVE, _event_id("created", device.device_id, observed), observed)
-        intents: list[Intent] = [Intent(created.event_id, twin_id, True, ((LIFECYCLE, created),))]
+        intents: list[Intent] = [Intent(_event_id("created", device.device_id, observed), twin_id, True,
+                                        (observed, version, 0), observed, ((LIFECYCLE, LIVE),))]
         if conn is not None:
             intents.append(conn[0])
         actions.append(Action("create", twin_id, model_id, device.device_id,
@@ -136,14 +137,14 @@ def plan_orphan(twin: dict[str, Any], device_id: str, shadow: Shadow | None, now
     if options.orphans == "report":
         return Action("orphan-report", twin_id, model_id, device_id, "device is not in the registry (reported only)")
     if options.orphans == "delete":
-        gone = Mark((observed, -1, 1), DELETED, _event_id("deleted", device_id, observed), observed)
-        intent = Intent(gone.event_id, twin_id, True, ((LIFECYCLE, gone), (TOMBSTONE, gone)))
+        intent = Intent(_event_id("deleted", device_id, observed), twin_id, True, (observed, -1, 1), observed,
+                        ((LIFECYCLE, DELETED), (TOMBSTONE, DELETED)))
         return Action("orphan-delete", twin_id, model_id, device_id, "device is not in the registry", (intent,))
     path = tuple(options.mark_property.split("/"))
     if _read(twin, path) == options.mark_value:
         return None
-    mark = Mark((observed, RECONCILE_ORDER_TAG), options.mark_value, _event_id("mark", device_id, observed), observed)
-    intent = Intent(mark.event_id, twin_id, False, ((options.mark_property, mark),))
+    intent = Intent(_event_id("mark", device_id, observed), twin_id, False, (observed, RECONCILE_ORDER_TAG), observed,
+                    ((options.mark_property, options.mark_value),))
     return Action("orphan-mark", twin_id, model_id, device_id,
                   f"device is not in the registry: {options.mark_property} = {options.mark_value!r}", (intent,))
 

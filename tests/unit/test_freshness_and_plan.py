@@ -7,26 +7,25 @@ from hypothesis import strategies as st
 
 from shared.config import MissingTwinPolicy
 from shared.errors import Outcome
-from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Mark, Shadow, merge, undo
+from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Shadow, merge, undo
 from shared.plan import diff, dropped_paths, plan, same_value, split_patch, wants_twin, wire_size
 
 
 def conn(seq, connected=True, ticks=None):
-    return Intent(f"c{seq}", "t", False, ((CONNECTION, Mark((seq,), connected, f"c{seq}", ticks or seq)),))
+    return Intent(f"c{seq}", "t", False, (seq,), ticks or seq, ((CONNECTION, connected),))
 
 
 def tel(ticks, value, name="temperature", eid=None):
     eid = eid or f"m{ticks}-{value}"
-    return Intent(eid, "t", False, ((name, Mark((ticks, eid), value, eid, ticks)),))
+    return Intent(eid, "t", False, (ticks, eid), ticks, ((name, value),))
 
 
 def created(ticks, version=1):
-    return Intent(f"cr{ticks}", "t", True, ((LIFECYCLE, Mark((ticks, version, 0), LIVE, f"cr{ticks}", ticks)),))
+    return Intent(f"cr{ticks}", "t", True, (ticks, version, 0), ticks, ((LIFECYCLE, LIVE),))
 
 
 def deleted(ticks, version=2):
-    mark = Mark((ticks, version, 1), DELETED, f"de{ticks}", ticks)
-    return Intent(f"de{ticks}", "t", True, ((LIFECYCLE, mark), (TOMBSTONE, mark)))
+    return Intent(f"de{ticks}", "t", True, (ticks, version, 1), ticks, ((LIFECYCLE, DELETED), (TOMBSTONE, DELETED)))
 
 
 def test_connection_sequence_equal_is_duplicate_lower_is_stale():
