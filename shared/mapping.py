@@ -25,6 +25,7 @@ _DTDL_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9_]{0,62}[A-Za-z0-9])?$")
 # Auto mode remembers, per model, a plan per body shape (bounded: bodies of ever-new shapes are planned per event).
 # The benchmark's profile put the per-field name check and model lookup at ~20 % of the core before this.
 _SHAPE_CACHE_LIMIT = 1024
+_TARGET_CACHE_LIMIT = 65_536
 _ShapePlan = tuple[tuple[str, Callable[[Any], bool]], ...]  # (body key, type check) for the keys that map
 
 
@@ -64,6 +65,7 @@ class Mapper:
         self.connection_path: Path | None = _split_property(conn.property) if conn.property else None
         # model id -> (the catalog's property dict it was built from, body shape -> its plan)
         self._auto_shapes: dict[str, tuple[object, dict[tuple[str, ...], _ShapePlan]]] = {}
+        self._targets: dict[tuple[str, str | None, str | None], TwinTarget] = {}
         self._check(config)
 
     def _check(self, config: AppConfig) -> None:
@@ -91,6 +93,16 @@ class Mapper:
             raise ConfigError("mapping", problems)
 
     def target(self, event: IotHubEvent) -> TwinTarget:
+        # A fleet's devices send again and again: one target per (device, module, hub), shared, bounded.
+        key = (event.device_id, event.module_id, event.hub_name)
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= _TARGET_CACHE_LIMIT:
+                self._targets.clear()
+            target = self._targets[key] = self._make_target(event)
+        return target
+
+    def _make_target(self, event: IotHubEvent) -> TwinTarget:
         if event.module_id:
             template, model = self._twin.module_id, self._twin.module_model
         else:
@@ -120,11 +132,10 @@ class Mapper:
         out: list[tuple[str, Any]] = []
         for name, accepts in plan:
             value = body[name]
-            if value is None or isinstance(value, dict | list) or not accepts(value):
-                continue
-            if isinstance(value, str):
-                self._check_size(name, value)
-            out.append((name, value))
+            if value is not None and accepts(value):  # each plan's check refuses objects and arrays
+                if isinstance(value, str):
+                    self._check_size(name, value)
+                out.append((name, value))
         return out
 
     def _shapes_for(self, model_id: str) -> dict[tuple[str, ...], _ShapePlan]:
@@ -143,12 +154,13 @@ class Mapper:
             if not _DTDL_NAME.match(name) or (name,) == self.connection_path:
                 continue  # only connection events, ordered by sequence number, may set it (no self-reported spoofing)
             if not known:
-                plan.append((name, _finite))
+                plan.append((name, _finite_primitive))
                 continue
             declared = self._catalog.property_type(model_id, (name,))
-            if declared is not None:
-                check = declared.checker()
-                plan.append((name, check if check is not accepts_any else _finite))
+            if declared is None or declared.schema == "object":
+                continue  # auto mode writes top-level primitives only
+            check = declared.checker()
+            plan.append((name, _finite_primitive if check is accepts_any else check))
         return tuple(plan)
 
     def _mapped(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -186,6 +198,13 @@ class Mapper:
 
 
 _MISSING: Any = object()
+
+
+def _finite_primitive(value: Any) -> bool:
+    return not isinstance(value, _CONTAINERS) and _finite(value)
+
+
+_CONTAINERS = (dict, list)
 
 
 def _finite(value: Any) -> bool:

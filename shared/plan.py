@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from shared.config import MissingTwinPolicy
 from shared.freshness import CONNECTION, LIVE, Shadow
 
@@ -62,7 +64,7 @@ def plan(shadow: Shadow, twin: dict[str, Any] | None, wanted: bool, properties: 
     if twin is None:
         document: dict[str, Any] = {"$metadata": {"$model": shadow.model_id}}
         _merge_tree(document, properties)
-        if wire_size(document) > max_patch_bytes:
+        if not fits_on_wire(document, max_patch_bytes):
             return TwinAction("create", document={"$metadata": {"$model": shadow.model_id}}, partial=True)
         return TwinAction("create", document=document)
     ops = diff(twin, properties) + removals(twin, dropped or [])
@@ -132,9 +134,24 @@ def wire_size(body: Any) -> int:
     return len(json.dumps(body))
 
 
+def fits_on_wire(body: Any, max_bytes: int) -> bool:
+    """``wire_size(body) <= max_bytes``, without json.dumps in the common case.
+
+    orjson's compact UTF-8 is never less than a third of azure-core's form: per output byte, json.dumps adds at most
+    a space after a separator (2x), writes a 2- or 4-byte UTF-8 character as one or two \\uXXXX escapes (3x) and a
+    float exponent with a sign (5/4). So three times orjson's length bounds the SDK's, ten times cheaper to get.
+    """
+    try:
+        if 3 * len(orjson.dumps(body)) <= max_bytes:
+            return True
+    except (TypeError, orjson.JSONEncodeError):
+        pass  # e.g. an integer beyond 64 bits: only json.dumps can say
+    return wire_size(body) <= max_bytes
+
+
 def split_patch(ops: list[PatchOp], max_bytes: int) -> list[list[PatchOp]]:
     """Chunks of ``ops`` that each serialise under ADT's request size limit, measured as the SDK sends them."""
-    if wire_size(ops) <= max_bytes:
+    if fits_on_wire(ops, max_bytes):
         return [ops]
     chunks: list[list[PatchOp]] = [[]]
     size = 2

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from shared.config import MissingTwinPolicy
 from shared.errors import Outcome
 from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Shadow, merge, undo
-from shared.plan import diff, dropped_paths, plan, same_value, split_patch, wants_twin, wire_size
+from shared.plan import diff, dropped_paths, fits_on_wire, plan, same_value, split_patch, wants_twin, wire_size
 
 
 def conn(seq, connected=True, ticks=None):
@@ -178,3 +178,18 @@ def test_random_streams_shuffle_to_the_same_shadow():
     for i in stream:
         merge(b, i)
     assert a.marks == b.marks and a.marks[CONNECTION].order == (29,)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_JSON, st.integers(0, 600))
+def test_the_cheap_size_check_agrees_with_the_sdk_serialisation(body, limit):
+    # The fast answer (orjson length x 3) may only say "fits" when json.dumps agrees; otherwise it measures.
+    assert fits_on_wire(body, limit) == (wire_size(body) <= limit)
