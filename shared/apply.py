@@ -44,7 +44,7 @@ from typing import Any
 from shared.config import MissingTwinPolicy
 from shared.deadline import expired
 from shared.errors import Code, Outcome, PermanentError, TransientError
-from shared.freshness import DELETED, Change, Intent, Shadow, merge, undo
+from shared.freshness import DELETED, Change, Intent, Shadow, merge, merge_all, undo
 from shared.isolate import Refusal, refused_fields
 from shared.plan import TwinAction, desired_properties, dropped_paths, plan, wants_twin
 from shared.ports import StateConflict, StateStore, TwinConflict, TwinMissing, TwinRejected, TwinStore
@@ -59,6 +59,10 @@ KNOWN_TWINS = 0  # default for TwinApplier(known_twins=): twins remembered per p
 class Decision:
     outcome: Outcome
     error: PermanentError | TransientError | None = None
+
+
+# Decisions without an error, shared (never changed once made).
+_DECIDED = {outcome: Decision(outcome) for outcome in Outcome}
 
 
 @dataclass(slots=True)
@@ -100,17 +104,13 @@ class TwinApplier:
         """
         tally = tally if tally is not None else WriteTally()
         _check_budget(twin_id)
-        # Lifecycle first: a DeviceCreated later in the same batch must count when deciding about telemetry.
-        order = sorted(range(len(intents)), key=lambda i: not intents[i].lifecycle)
-        decisions: list[Decision] = [Decision(Outcome.STALE)] * len(intents)
+        decisions: list[Decision] = [_DECIDED[Outcome.STALE]] * len(intents)
         changes: list[Change] = []
         twin = None
         for attempt in range(MAX_ATTEMPTS):
             twin = self._read_twin(twin_id)
             shadow, etag = self._load(twin_id, model_id)
-            changes = []
-            for i in order:
-                decisions[i] = self._merge_one(shadow, intents[i], twin is not None, changes)
+            changes = self._merge(shadow, intents, twin is not None, decisions)
             if not changes:
                 break
             try:
@@ -168,22 +168,46 @@ class TwinApplier:
 
         self._update_shadow(twin_id, model_id, drop, "drop refused values")
 
-    def _merge_one(self, shadow: Shadow, intent: Intent, twin_exists: bool, changes: list[Change]) -> Decision:
-        policy = self.projection.policy
-        tombstone = shadow.tombstone_ticks
-        older_than_deletion = tombstone is not None and intent.ticks <= tombstone
-        if (not intent.lifecycle and not older_than_deletion and policy is not MissingTwinPolicy.CREATE
-                and not wants_twin(shadow, twin_exists, MissingTwinPolicy.QUARANTINE)):
-            # A deleted device that keeps talking is not "not ready yet": retrying would last the broker's whole
-            # retry window (and block an Event Hubs partition). If it is re-created, its DeviceCreated will come.
-            if policy is MissingTwinPolicy.RETRY and shadow.lifecycle != DELETED:
-                return Decision(Outcome.RETRY, TransientError(Code.TWIN_NOT_READY,
-                                                              f"twin {intent.twin_id} does not exist yet"))
-            return Decision(Outcome.QUARANTINED, PermanentError.at(
-                Code.TWIN_NOT_FOUND, "subject", f"twin {intent.twin_id} does not exist (missing_twin: quarantine)"))
-        outcome, made = merge(shadow, intent)
+    def _merge(self, shadow: Shadow, intents: list[Intent], twin_exists: bool,
+               decisions: list[Decision]) -> list[Change]:
+        """Merge a twin's intents into ``shadow``, filling ``decisions``; the changes made (to undo them)."""
+        changes: list[Change] = []
+        # Lifecycle first, one by one (each can move the tombstone): a DeviceCreated later in the same batch must
+        # count when deciding about telemetry. The rest in one pass, in batch order (merge_all).
+        rest: list[int] = []
+        for i, intent in enumerate(intents):
+            if intent.lifecycle:
+                outcome, made = merge(shadow, intent)
+                decisions[i] = _DECIDED[outcome]
+                changes.extend(made)
+        for i, intent in enumerate(intents):
+            if not intent.lifecycle:
+                refusal = self._refuse_missing_twin(shadow, intent, twin_exists)
+                if refusal is None:
+                    rest.append(i)
+                else:
+                    decisions[i] = refusal
+        outcomes, made = merge_all(shadow, [intents[i] for i in rest])
+        for i, outcome in zip(rest, outcomes, strict=True):
+            decisions[i] = _DECIDED[outcome]
         changes.extend(made)
-        return Decision(outcome)
+        return changes
+
+    def _refuse_missing_twin(self, shadow: Shadow, intent: Intent, twin_exists: bool) -> Decision | None:
+        """Device data for a twin that must not be created (missing_twin: retry | quarantine): the decision."""
+        policy = self.projection.policy
+        if policy is MissingTwinPolicy.CREATE or wants_twin(shadow, twin_exists, MissingTwinPolicy.QUARANTINE):
+            return None
+        tombstone = shadow.tombstone_ticks
+        if tombstone is not None and intent.ticks <= tombstone:
+            return None  # older than the deletion: merged as stale
+        # A deleted device that keeps talking is not "not ready yet": retrying would last the broker's whole
+        # retry window (and block an Event Hubs partition). If it is re-created, its DeviceCreated will come.
+        if policy is MissingTwinPolicy.RETRY and shadow.lifecycle != DELETED:
+            return Decision(Outcome.RETRY, TransientError(Code.TWIN_NOT_READY,
+                                                          f"twin {intent.twin_id} does not exist yet"))
+        return Decision(Outcome.QUARANTINED, PermanentError.at(
+            Code.TWIN_NOT_FOUND, "subject", f"twin {intent.twin_id} does not exist (missing_twin: quarantine)"))
 
     def _write(self, twin_id: str, model_id: str, twin: dict[str, object] | None, tally: WriteTally, *,
                known: tuple[Shadow, str | None] | None = None, committed: bool = True,

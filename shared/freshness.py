@@ -57,13 +57,10 @@ class Intent:
 
     event_id: str
     twin_id: str
-    lifecycle: bool  # DeviceCreated / DeviceDeleted, merged before the rest of a batch
+    lifecycle: bool  # DeviceCreated / DeviceDeleted: the only intents with control fields, merged first
     order: OrderKey
     ticks: int  # when it happened, to compare with a tombstone
     fields: tuple[tuple[str, Any], ...] | list[tuple[str, Any]]
-
-    def mark(self, value: Any) -> Mark:
-        return Mark(self.order, value, self.event_id, self.ticks)
 
 
 @dataclass
@@ -143,6 +140,56 @@ def merge(shadow: Shadow, intent: Intent) -> tuple[Outcome, list[Change]]:
     if equal and equal == len(intent.fields):
         return Outcome.DUPLICATE, changes
     return Outcome.STALE, changes
+
+
+def merge_all(shadow: Shadow, intents: list[Intent]) -> tuple[list[Outcome], list[Change]]:
+    """The same as ``merge`` for each intent in turn (same outcomes, same shadow), for intents without control
+    fields (anything but DeviceCreated / DeviceDeleted), one Mark per field instead of one per event.
+
+    Within a batch most values are superseded by a newer one of the same batch. So the running winner per field is
+    a plain tuple here, and the shadow gets a Mark only for each field's final winner. Outcomes are exactly those of
+    the sequential merge: an event is applied when one of its values beat everything merged before it.
+    """
+    tombstone = shadow.tombstone_ticks
+    marks = shadow.marks
+    winners: dict[str, tuple[OrderKey, Any, Intent]] = {}
+    outcomes: list[Outcome] = []
+    for intent in intents:
+        if intent.lifecycle:
+            raise ValueError(f"merge_all: {intent.event_id} is a lifecycle intent; merge() it first")
+        order = intent.order
+        if tombstone is not None and intent.ticks <= tombstone:
+            outcomes.append(Outcome.STALE)  # every field is a device field: all happened before the deletion
+            continue
+        equal = newer = 0
+        for name, value in intent.fields:
+            winner = winners.get(name)
+            if winner is not None:
+                current: OrderKey | None = winner[0]
+            else:
+                held = marks.get(name)
+                current = None if held is None else held.order
+            if current is not None:
+                if order == current:
+                    equal += 1
+                    continue
+                if order < current:
+                    continue
+            newer += 1
+            winners[name] = (order, value, intent)
+        if newer:
+            outcomes.append(Outcome.APPLIED)
+        elif equal and equal == len(intent.fields):
+            outcomes.append(Outcome.DUPLICATE)
+        else:
+            outcomes.append(Outcome.STALE)
+    changes: list[Change] = []
+    for name, (order, value, intent) in winners.items():
+        mark = Mark(order, value, intent.event_id, intent.ticks)
+        changes.append((name, marks.get(name), mark))
+        marks[name] = mark
+        shadow.owned.add(name)
+    return outcomes, changes
 
 
 def _clear_before(shadow: Shadow, ticks: int) -> list[Change]:

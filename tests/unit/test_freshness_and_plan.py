@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from shared.config import MissingTwinPolicy
 from shared.errors import Outcome
-from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Shadow, merge, undo
+from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Shadow, merge, merge_all, undo
 from shared.plan import diff, dropped_paths, fits_on_wire, plan, same_value, split_patch, wants_twin, wire_size
 
 
@@ -102,6 +102,38 @@ def test_merge_is_order_independent_and_idempotent(stream, rnd):
     for intent in replay:
         merge(shuffled, intent)
     assert shuffled.marks == in_order.marks
+
+
+def multi(ticks, eid, **values):
+    return Intent(eid, "t", False, (ticks, eid), ticks, tuple(values.items()))
+
+
+device_intents = st.lists(st.one_of(
+    st.builds(lambda seq: conn(seq, seq % 3 != 0), st.integers(1, 8)),
+    st.builds(tel, st.integers(1, 8), st.sampled_from([1.0, 2.0, 3.0]), st.sampled_from(["temperature", "humidity"])),
+    st.builds(lambda t, e, a, b: multi(t, e, temperature=a, humidity=b), st.integers(1, 8), st.sampled_from("xyz"),
+              st.floats(0, 3), st.booleans()),
+), max_size=15)
+
+
+@settings(max_examples=400, deadline=None)
+@given(intents, device_intents)
+def test_merge_all_is_the_sequential_merge(history, batch):
+    # Any prior state (deletions and re-creations included), then one batch: the one-pass merge gives every event
+    # the outcome the event-by-event merge gives it, and leaves the same shadow.
+    sequential = Shadow("t", "m")
+    for intent in history:
+        merge(sequential, intent)
+    one_pass = sequential.copy()
+    expected = [merge(sequential, intent)[0] for intent in batch]
+    outcomes, changes = merge_all(one_pass, batch)
+    assert outcomes == expected
+    assert one_pass.marks == sequential.marks and one_pass.owned == sequential.owned
+    undo(one_pass, changes)  # the changes undo the batch
+    replayed = Shadow("t", "m")
+    for intent in history:
+        merge(replayed, intent)
+    assert one_pass.marks == replayed.marks
 
 
 @settings(max_examples=200, deadline=None)
