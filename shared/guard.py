@@ -8,7 +8,7 @@ must not write twins. IoT Hub sends topics in upper case, so topics compare case
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.config import ANY_IOT_HUB, AppConfig
 from shared.errors import Code, PermanentError
@@ -16,6 +16,7 @@ from shared.events import IotHubEvent
 from shared.validation import Envelope
 
 # Any IoT Hub resource id: /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Devices/IotHubs/{hub}
+_VERDICTS_LIMIT = 1024
 _IOT_HUB_TOPIC = re.compile(r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.devices/iothubs/[^/]+$")
 
 
@@ -25,6 +26,8 @@ class Guard:
     any_iot_hub: bool  # '*' in the allow-list: any IoT Hub topic (local runs); never the default
     allowed_event_types: frozenset[str]
     max_event_bytes: int
+    # Topic as sent -> allowed: a deployment sees a handful of topics, each checked once (bounded; not compared).
+    _verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: AppConfig) -> Guard:
@@ -36,6 +39,10 @@ class Guard:
             max_event_bytes=config.limits.max_event_bytes,
         )
 
+    def _topic_allowed(self, topic: str) -> bool:
+        topic = topic.lower().rstrip("/")
+        return topic in self.allowed_topics or bool(self.any_iot_hub and _IOT_HUB_TOPIC.match(topic))
+
     def check_size(self, size: int) -> None:
         if size > self.max_event_bytes:
             raise PermanentError.at(
@@ -43,8 +50,12 @@ class Guard:
             )
 
     def check_envelope(self, envelope: Envelope) -> None:
-        topic = envelope.topic.lower().rstrip("/")
-        if topic not in self.allowed_topics and not (self.any_iot_hub and _IOT_HUB_TOPIC.match(topic)):
+        allowed = self._verdicts.get(envelope.topic)
+        if allowed is None:
+            allowed = self._topic_allowed(envelope.topic)
+            if len(self._verdicts) < _VERDICTS_LIMIT:
+                self._verdicts[envelope.topic] = allowed
+        if not allowed:
             raise PermanentError.at(
                 Code.TOPIC_NOT_ALLOWED, envelope.names["topic"], f"topic {envelope.topic[:200]!r} is not allowed"
             )

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from shared.apply import Decision, Projection, TwinApplier, WriteTally
 from shared.config import AppConfig
@@ -96,13 +96,13 @@ class Pipeline:
             return self._process(events, sizes)
 
     def _process(self, events: Sequence[Any], sizes: Sequence[int | None] | None) -> BatchReport:
-        report = BatchReport()
-        results: dict[int, EventResult] = {}
+        results: list[EventResult | None] = [None] * len(events)
         groups: dict[str, tuple[str, list[tuple[int, Accepted]]]] = {}
         seen: set[tuple[str, str]] = set()
+        accept = self.intake.accept
         for index, raw in enumerate(events):
             try:
-                accepted = self.intake.accept(raw, sizes[index] if sizes else None)
+                accepted = accept(raw, sizes[index] if sizes else None)
             except PermanentError as exc:
                 results[index] = self._quarantine(index, raw, exc)
                 continue
@@ -118,11 +118,13 @@ class Pipeline:
                 continue
             seen.add(key)
             target = accepted.target
-            groups.setdefault(target.twin_id, (target.model_id, []))[1].append((index, accepted))
+            group = groups.get(target.twin_id)
+            if group is None:
+                group = groups[target.twin_id] = (target.model_id, [])
+            group[1].append((index, accepted))
 
         # Twins are independent: several are written at once (each twin's intents stay together, in order, in
         # one apply call). Results and quarantine records are made here, on the calling thread.
-        tally = WriteTally()
         work = list(groups.items())
         if self.max_concurrency > 1 and len(work) > 1:
             # Each task in a copy of this thread's context: the invocation's deadline must reach the workers.
@@ -131,15 +133,26 @@ class Pipeline:
             applied = [future.result() for future in futures]
         else:
             applied = [self._apply_group(twin_id, group) for twin_id, group in work]
-        for (_, (_, members)), (decisions, writes) in zip(work, applied, strict=True):
-            tally.count += writes
+        writes = 0
+        for (twin_id, (_, members)), (decisions, count) in zip(work, applied, strict=True):
+            writes += count
             for (index, accepted), decision in zip(members, decisions, strict=True):
-                results[index] = self._result(index, events[index], accepted, decision)
+                envelope = accepted.envelope
+                error = decision.error
+                if error is None:
+                    results[index] = EventResult(index, envelope.id, envelope.event_type, decision.outcome, twin_id)
+                elif isinstance(error, PermanentError):
+                    results[index] = self._quarantine(index, events[index], error, twin_id)
+                else:
+                    results[index] = EventResult(index, envelope.id, envelope.event_type, decision.outcome, twin_id,
+                                                 str(error.code), message=error.message)
 
-        report.results = [results[i] for i in range(len(events))]
-        report.twin_writes = tally.count
-        log.info("batch of %d: %s, %d twin write(s)", len(events),
-                 ", ".join(f"{k} {v}" for k, v in report.counts().items() if v), report.twin_writes)
+        if None in results:
+            raise RuntimeError(f"no outcome for event {results.index(None)} of the batch")  # a bug, never bad input
+        report = BatchReport(cast(list[EventResult], results), writes)
+        if log.isEnabledFor(logging.INFO):
+            log.info("batch of %d: %s, %d twin write(s)", len(events),
+                     ", ".join(f"{k} {v}" for k, v in report.counts().items() if v), report.twin_writes)
         return report
 
     def reject(self, raw: Any, error: TwinbridgeError, index: int = 0) -> EventResult:
@@ -165,14 +178,6 @@ class Pipeline:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="twinbridge-apply")
             return self._pool
-
-    def _result(self, index: int, raw: Any, accepted: Accepted, decision: Decision) -> EventResult:
-        envelope, twin_id = accepted.envelope, accepted.target.twin_id
-        error = decision.error
-        if isinstance(error, PermanentError):
-            return self._quarantine(index, raw, error, twin_id)
-        return EventResult(index, envelope.id, envelope.event_type, decision.outcome, twin_id,
-                           code=str(error.code) if error else None, message=error.message if error else "")
 
     def _quarantine(self, index: int, raw: Any, error: TwinbridgeError, twin_id: str | None = None) -> EventResult:
         record = build_record(raw, error, twin_id=twin_id)

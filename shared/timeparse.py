@@ -11,7 +11,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 _ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d{2}:?\d{2})?"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d{2}:?\d{2})?",
+    re.ASCII,  # ISO 8601 digits are 0-9: Python's \d alone would also take e.g. fullwidth digits
 )
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 TICKS_PER_SECOND = 10_000_000
@@ -20,6 +21,7 @@ TICKS_PER_SECOND = 10_000_000
 _CANONICAL_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _SECONDS: dict[str, int] = {}
 _SECONDS_LIMIT = 8192
+_SCALE: tuple[int, ...] = tuple(10 ** (7 - n) for n in range(8))  # a fraction of n digits, in ticks
 
 
 def parse_ticks(text: str) -> int:
@@ -27,14 +29,18 @@ def parse_ticks(text: str) -> int:
 
     Raises ValueError with the offending text when it is not an ISO 8601 date-time.
     """
-    if len(text) >= 20 and text[-1] == "Z":
+    if text[-1:] == "Z":
         base = _SECONDS.get(text[:19])
         if base is not None:
             frac = text[20:-1]
             if len(text) == 20:
                 return base
-            if text[19] == "." and 0 < len(frac) <= 9 and frac.isascii() and frac.isdigit():
-                return base + int((frac + "0000000")[:7])
+            if text[19] == "." and frac.isascii() and frac.isdigit():
+                digits = len(frac)
+                if digits <= 7:
+                    return base + int(frac) * _SCALE[digits]
+                if digits <= 9:
+                    return base + int(frac[:7])
     ticks = _parse_general(text)
     head = text[:19]
     if len(text) >= 20 and text[-1] == "Z" and head not in _SECONDS and _CANONICAL_SECOND.fullmatch(head):

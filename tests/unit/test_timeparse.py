@@ -1,6 +1,10 @@
-import pytest
+from datetime import datetime
 
-from shared.timeparse import TICKS_PER_SECOND, parse_ticks, ticks_to_iso
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.timeparse import TICKS_PER_SECOND, _parse_general, parse_ticks, ticks_to_iso
 
 
 def test_seven_fractional_digits_are_exact():
@@ -29,3 +33,23 @@ def test_round_trip():
 def test_rejects_what_is_not_a_date_time(text):
     with pytest.raises(ValueError):
         parse_ticks(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)), st.integers(0, 9),
+       st.sampled_from([".", ",", ""]))
+def test_the_cached_fast_path_agrees_with_the_general_parser(moment, digits, separator):
+    whole = (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+             f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}")
+    fraction = f"{moment.microsecond:06d}{moment.microsecond % 1000:03d}"[:digits]
+    text = whole + (separator + fraction if digits and separator else "") + "Z"
+    expected = _parse_general(text) if separator != "," else parse_ticks(text)
+    assert parse_ticks(text) == expected and parse_ticks(text) == expected  # second call: the cached second
+
+
+def test_the_fast_path_refuses_what_the_general_parser_refuses():
+    parse_ticks("2026-11-23T09:00:00Z")  # the second is now cached
+    for text in ["2026-11-23T09:00:00.Z", "2026-11-23T09:00:00.１２Z", "2026-11-23T09:00:00.+1Z",
+                 "2026-11-23T09:00:00.1234567890Z", "2026-11-23T09:00:00._1Z"]:
+        with pytest.raises(ValueError):
+            parse_ticks(text)
