@@ -24,15 +24,15 @@ class PropertyType:
 
     schema: str
     component_model: str | None = None  # set when this name is a Component
+    # The type test for this schema, chosen once: the mapper and the twin graph call it per field of every write.
+    checker: Callable[[Any], bool] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check = _accepts_enum if self.schema.startswith("enum:") else _CHECKERS.get(self.schema, accepts_any)
+        object.__setattr__(self, "checker", check)  # frozen: set once, here
 
     def accepts(self, value: Any) -> bool:
-        return self.checker()(value)
-
-    def checker(self) -> Callable[[Any], bool]:
-        """The type test for this schema, chosen once: the mapper calls it per field of every event."""
-        if self.schema.startswith("enum:"):
-            return _accepts_enum
-        return _CHECKERS.get(self.schema, accepts_any)
+        return self.checker(value)
 
 
 def _accepts_number(value: Any) -> bool:

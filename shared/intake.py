@@ -29,7 +29,6 @@ EventFilter = Callable[[dict[str, Any]], str | None]
 @dataclass(slots=True)
 class Accepted:
     envelope: Envelope
-    event: IotHubEvent
     target: TwinTarget
     intent: Intent
 
@@ -63,7 +62,7 @@ class Intake:
         intent = self._intent(event, target)
         if not intent.fields:
             return Filtered(envelope, "no mapped telemetry fields")
-        return Accepted(envelope, event, target, intent)
+        return Accepted(envelope, target, intent)
 
     def _intent(self, event: IotHubEvent, target: TwinTarget) -> Intent:
         kind = event.kind
@@ -75,12 +74,12 @@ class Intake:
                           self._mapper.telemetry_fields(target, body))
         if kind is Kind.CONNECTED or kind is Kind.DISCONNECTED:
             return Intent(event.id, target.twin_id, False, (event.sequence or 0,), ticks,
-                          ((CONNECTION, kind is Kind.CONNECTED),))
+                          {CONNECTION: kind is Kind.CONNECTED})
         version = event.twin_version if event.twin_version is not None else -1
         if kind is Kind.CREATED:
-            return Intent(event.id, target.twin_id, True, (ticks, version, 0), ticks, ((LIFECYCLE, LIVE),))
+            return Intent(event.id, target.twin_id, True, (ticks, version, 0), ticks, {LIFECYCLE: LIVE})
         return Intent(event.id, target.twin_id, True, (ticks, version, 1), ticks,
-                      ((LIFECYCLE, DELETED), (TOMBSTONE, DELETED)))
+                      {LIFECYCLE: DELETED, TOMBSTONE: DELETED})
 
 
 def _serialized_size(raw: Any) -> int:

@@ -83,7 +83,12 @@ class Mapper:
                 if self._catalog.property_type(model, f.target) is None:
                     problems.append(Problem(f"telemetry.fields[{i}].property",
                                             f"{'/'.join(f.target)!r} is not declared by {model} ({where})"))
+        targets: set[Path] = set()
         for i, f in enumerate(self._fields):
+            if f.target in targets:
+                problems.append(Problem(f"telemetry.fields[{i}].property", f"{f.field!r} is already fed by another "
+                                                                           "field: one source per property"))
+            targets.add(f.target)
             if self.connection_path and f.target == self.connection_path:
                 problems.append(Problem(f"telemetry.fields[{i}].property", "is the connection property: only "
                                                                            "connection events may set it"))
@@ -112,14 +117,14 @@ class Mapper:
                    .replace("{hubName}", (event.hub_name or "").lower()))
         return TwinTarget(twin_id, model, event.device_id, event.module_id)
 
-    def telemetry_fields(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[str, Any]]:
-        """The (twin field, value) pairs an event's body contributes, in body order; a field is its property path
+    def telemetry_fields(self, target: TwinTarget, body: dict[str, Any]) -> dict[str, Any]:
+        """The twin fields an event's body sets, with their values, in body order; a field is its property path
         joined with '/' (the shadow's field names)."""
         if self._mode is TelemetryMode.AUTO:
             return self._auto(target.model_id, body)
         return self._mapped(target, body)
 
-    def _auto(self, model_id: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
+    def _auto(self, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
         # Devices of one model send bodies of a few shapes (the same keys in the same order), so what each key maps
         # to and how its value is type-checked is decided once per shape; per event only the values are checked.
         shapes = self._shapes_for(model_id)
@@ -129,13 +134,13 @@ class Mapper:
             plan = self._shape_plan(model_id, keys)
             if len(shapes) < _SHAPE_CACHE_LIMIT:
                 shapes[keys] = plan
-        out: list[tuple[str, Any]] = []
+        out: dict[str, Any] = {}
         for name, accepts in plan:
             value = body[name]
             if value is not None and accepts(value):  # each plan's check refuses objects and arrays
                 if isinstance(value, str):
                     self._check_size(name, value)
-                out.append((name, value))
+                out[name] = value
         return out
 
     def _shapes_for(self, model_id: str) -> dict[tuple[str, ...], _ShapePlan]:
@@ -159,12 +164,12 @@ class Mapper:
             declared = self._catalog.property_type(model_id, (name,))
             if declared is None or declared.schema == "object":
                 continue  # auto mode writes top-level primitives only
-            check = declared.checker()
+            check = declared.checker
             plan.append((name, _finite_primitive if check is accepts_any else check))
         return tuple(plan)
 
-    def _mapped(self, target: TwinTarget, body: dict[str, Any]) -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
+    def _mapped(self, target: TwinTarget, body: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         known = self._catalog.knows(target.model_id)
         for f in self._fields:
             value: Any = body
@@ -186,7 +191,7 @@ class Mapper:
                         f"{type(value).__name__} does not fit {'/'.join(f.target)} ({declared.schema})",
                     )
             self._check_size(f.source_text, value)
-            out.append((f.field, value))
+            out[f.field] = value
         return out
 
     def _check_size(self, name: str, value: Any) -> None:

@@ -97,8 +97,12 @@ class Pipeline:
 
     def _process(self, events: Sequence[Any], sizes: Sequence[int | None] | None) -> BatchReport:
         results: list[EventResult | None] = [None] * len(events)
-        groups: dict[str, tuple[str, list[tuple[int, Accepted]]]] = {}
-        seen: set[tuple[str, str]] = set()
+        # twin id -> (model id, indexes of its events in the batch, their intake results), in batch order.
+        # Parallel lists and string keys: a batch's per-event objects all live until it ends, and each one the
+        # GC tracks makes its collections costlier (the benchmark measured ~15 % of the core in the GC).
+        groups: dict[str, tuple[str, list[int], list[Accepted]]] = {}
+        seen: set[str] = set()
+        lowered: dict[str, str] = {}
         accept = self.intake.accept
         for index, raw in enumerate(events):
             try:
@@ -111,7 +115,10 @@ class Pipeline:
                 results[index] = EventResult(index, envelope.id, envelope.event_type, Outcome.FILTERED,
                                              message=accepted.reason)
                 continue
-            key = (envelope.topic.lower(), envelope.id)
+            topic = lowered.get(envelope.topic)
+            if topic is None:
+                topic = lowered[envelope.topic] = envelope.topic.lower()
+            key = f"{topic}\n{envelope.id}"  # the same event twice: same id from the same (case-insensitive) topic
             if key in seen:
                 results[index] = EventResult(index, envelope.id, envelope.event_type, Outcome.DUPLICATE,
                                              accepted.target.twin_id)
@@ -120,8 +127,9 @@ class Pipeline:
             target = accepted.target
             group = groups.get(target.twin_id)
             if group is None:
-                group = groups[target.twin_id] = (target.model_id, [])
-            group[1].append((index, accepted))
+                group = groups[target.twin_id] = (target.model_id, [], [])
+            group[1].append(index)
+            group[2].append(accepted)
 
         # Twins are independent: several are written at once (each twin's intents stay together, in order, in
         # one apply call). Results and quarantine records are made here, on the calling thread.
@@ -134,9 +142,9 @@ class Pipeline:
         else:
             applied = [self._apply_group(twin_id, group) for twin_id, group in work]
         writes = 0
-        for (twin_id, (_, members)), (decisions, count) in zip(work, applied, strict=True):
+        for (twin_id, (_, indexes, members)), (decisions, count) in zip(work, applied, strict=True):
             writes += count
-            for (index, accepted), decision in zip(members, decisions, strict=True):
+            for index, accepted, decision in zip(indexes, members, decisions, strict=True):
                 envelope = accepted.envelope
                 error = decision.error
                 if error is None:
@@ -159,9 +167,9 @@ class Pipeline:
         """Quarantine something that never became an event (e.g. a line of a stream that is not JSON)."""
         return self._quarantine(index, raw, error)
 
-    def _apply_group(self, twin_id: str, group: tuple[str, list[tuple[int, Accepted]]]) -> tuple[list[Decision], int]:
-        model_id, members = group
-        intents: list[Intent] = [a.intent for _, a in members]
+    def _apply_group(self, twin_id: str, group: tuple[str, list[int], list[Accepted]]) -> tuple[list[Decision], int]:
+        model_id, _, members = group
+        intents: list[Intent] = [a.intent for a in members]
         tally = WriteTally()
         try:
             return self.applier.apply(twin_id, model_id, intents, tally), tally.count

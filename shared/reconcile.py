@@ -99,7 +99,7 @@ def connection_intent(twin_id: str, device: RegistryDevice, shadow: Shadow | Non
         order = (-1, since)
         was = f"{shown!r} (no event seen)" if twin is not None else "no twin"
     intent = Intent(_event_id("connection", device.device_id, since), twin_id, False, order, since,
-                    ((CONNECTION, connected),))
+                    {CONNECTION: connected})
     return intent, f"connection {was} → {state}"
 
 
@@ -115,7 +115,7 @@ def plan_device(device: RegistryDevice, twin_id: str, model_id: str, twin: dict[
     if twin is None:
         version = device.version if device.version is not None else -1
         intents: list[Intent] = [Intent(_event_id("created", device.device_id, observed), twin_id, True,
-                                        (observed, version, 0), observed, ((LIFECYCLE, LIVE),))]
+                                        (observed, version, 0), observed, {LIFECYCLE: LIVE})]
         if conn is not None:
             intents.append(conn[0])
         actions.append(Action("create", twin_id, model_id, device.device_id,
@@ -138,13 +138,13 @@ def plan_orphan(twin: dict[str, Any], device_id: str, shadow: Shadow | None, now
         return Action("orphan-report", twin_id, model_id, device_id, "device is not in the registry (reported only)")
     if options.orphans == "delete":
         intent = Intent(_event_id("deleted", device_id, observed), twin_id, True, (observed, -1, 1), observed,
-                        ((LIFECYCLE, DELETED), (TOMBSTONE, DELETED)))
+                        {LIFECYCLE: DELETED, TOMBSTONE: DELETED})
         return Action("orphan-delete", twin_id, model_id, device_id, "device is not in the registry", (intent,))
     path = tuple(options.mark_property.split("/"))
     if _read(twin, path) == options.mark_value:
         return None
     intent = Intent(_event_id("mark", device_id, observed), twin_id, False, (observed, RECONCILE_ORDER_TAG), observed,
-                    ((options.mark_property, options.mark_value),))
+                    {options.mark_property: options.mark_value})
     return Action("orphan-mark", twin_id, model_id, device_id,
                   f"device is not in the registry: {options.mark_property} = {options.mark_value!r}", (intent,))
 

@@ -30,6 +30,7 @@ Twin = dict[str, Any]
 
 MAX_REQUEST_BYTES = 32_768  # ADT: twin JSON body (PUT/PATCH) and any request payload
 MAX_STRING_BYTES = 4_096  # ADT: one string property, UTF-8
+_PATCH_OPS = frozenset({"add", "replace", "remove"})
 
 
 def _check_size(body: Any) -> None:
@@ -204,9 +205,11 @@ class EmbeddedTwinGraph:
         """Apply one JSON Patch op to ``twin``, a shallow copy whose nested objects are still shared with the
         stored version: each object on the op's path is copied before it is changed."""
         kind, pointer = op.get("op"), op.get("path")
-        if kind not in ("add", "replace", "remove") or not isinstance(pointer, str) or not pointer.startswith("/"):
+        if kind not in _PATCH_OPS or not isinstance(pointer, str) or not pointer.startswith("/"):
             raise TwinRejected("JsonPatchInvalid", f"unsupported operation {op!r}")
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+        parts = pointer[1:].split("/")
+        if "~" in pointer:
+            parts = [p.replace("~1", "/").replace("~0", "~") for p in parts]
         if parts == ["$metadata", "$model"] and kind == "replace":
             twin["$metadata"]["$model"] = op.get("value")
             return
@@ -237,16 +240,17 @@ class EmbeddedTwinGraph:
         twin["$metadata"][parts[0]] = {"lastUpdateTime": now}
 
     def _validate(self, model: str, props: dict[str, Any]) -> None:
-        if not self.catalog.knows(model):
+        declared_props = self.catalog.models.get(model)
+        if declared_props is None:
             if self.require_models:
                 raise TwinRejected("ValidationFailed", f"model {model} is not uploaded")
             return
         for name, value in props.items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise TwinRejected("ValidationFailed", f"{name}: {value} is not a JSON number")
-            if isinstance(value, str) and len(value.encode()) > MAX_STRING_BYTES:
+            if isinstance(value, str) and len(value) * 4 > MAX_STRING_BYTES and len(value.encode()) > MAX_STRING_BYTES:
                 raise TwinRejected("ValidationFailed", f"{name}: string over {MAX_STRING_BYTES} bytes")
-            declared = self.catalog.property_type(model, (name,))
+            declared = declared_props.get(name)
             if declared is None:
                 raise TwinRejected("ValidationFailed", f"{name} is not a property of {model}")
             if declared.component_model is None and not declared.accepts(value):

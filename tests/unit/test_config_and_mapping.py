@@ -54,7 +54,7 @@ def test_mapped_mode_follows_paths_and_checks_types():
         {"source": "missing.path", "property": "humidity"}]}})
     mapper = Mapper(config, CATALOG)
     target = mapper.target(event())
-    assert mapper.telemetry_fields(target, {"Weather": {"Temperature": 900}}) == [("temperature", 900)]
+    assert mapper.telemetry_fields(target, {"Weather": {"Temperature": 900}}) == {"temperature": 900}
     with pytest.raises(PermanentError) as caught:
         mapper.telemetry_fields(target, {"Weather": {"Temperature": "hot"}})
     assert (caught.value.code, caught.value.path) == (Code.MAPPING_FAILED, "data.body.Weather.Temperature")
@@ -118,7 +118,7 @@ def test_app_setting_references_are_resolved_and_dollar_body_is_left_alone(tmp_p
 def test_telemetry_cannot_set_the_connection_property():
     mapper = Mapper(AppConfig.default(), CATALOG)
     values = mapper.telemetry_fields(mapper.target(event()), {"connectionState": "Connected", "temperature": 1.0})
-    assert values == [("temperature", 1.0)]
+    assert values == {"temperature": 1.0}
     with pytest.raises(ConfigError) as caught:
         Mapper(AppConfig.from_data({"telemetry": {"mode": "mapped", "fields": [
             {"source": "state", "property": "connectionState"}]}}), CATALOG)
@@ -128,7 +128,7 @@ def test_telemetry_cannot_set_the_connection_property():
 def test_values_no_twin_can_hold_are_refused():
     mapper = Mapper(AppConfig.from_data({"twin": {"device_model": "dtmi:custom:Unknown;1"}}), CATALOG)
     target = mapper.target(event())
-    assert mapper.telemetry_fields(target, {"a": float("nan"), "b": float("inf"), "c": 1.5}) == [("c", 1.5)]
+    assert mapper.telemetry_fields(target, {"a": float("nan"), "b": float("inf"), "c": 1.5}) == {"c": 1.5}
     from shared.dtdl import PropertyType
     assert not PropertyType("integer").accepts(2**31) and PropertyType("long").accepts(2**31)
     assert not PropertyType("long").accepts(2**63) and not PropertyType("double").accepts(float("nan"))
@@ -156,3 +156,10 @@ def test_module_ids_are_validated_like_device_ids():
     with pytest.raises(PermanentError) as caught:
         validate_event(raw, read_envelope(raw))
     assert caught.value.problems[0].path.startswith("data.moduleId")
+
+
+def test_two_sources_for_one_property_are_a_config_error():
+    with pytest.raises(ConfigError) as caught:
+        Mapper(AppConfig.from_data({"telemetry": {"mode": "mapped", "fields": [
+            {"source": "a", "property": "temperature"}, {"source": "b", "property": "temperature"}]}}), CATALOG)
+    assert [p.path for p in caught.value.problems] == ["telemetry.fields[1].property"]

@@ -12,20 +12,20 @@ from shared.plan import diff, dropped_paths, fits_on_wire, plan, same_value, spl
 
 
 def conn(seq, connected=True, ticks=None):
-    return Intent(f"c{seq}", "t", False, (seq,), ticks or seq, ((CONNECTION, connected),))
+    return Intent(f"c{seq}", "t", False, (seq,), ticks or seq, {CONNECTION: connected})
 
 
 def tel(ticks, value, name="temperature", eid=None):
     eid = eid or f"m{ticks}-{value}"
-    return Intent(eid, "t", False, (ticks, eid), ticks, ((name, value),))
+    return Intent(eid, "t", False, (ticks, eid), ticks, {name: value})
 
 
 def created(ticks, version=1):
-    return Intent(f"cr{ticks}", "t", True, (ticks, version, 0), ticks, ((LIFECYCLE, LIVE),))
+    return Intent(f"cr{ticks}", "t", True, (ticks, version, 0), ticks, {LIFECYCLE: LIVE})
 
 
 def deleted(ticks, version=2):
-    return Intent(f"de{ticks}", "t", True, (ticks, version, 1), ticks, ((LIFECYCLE, DELETED), (TOMBSTONE, DELETED)))
+    return Intent(f"de{ticks}", "t", True, (ticks, version, 1), ticks, {LIFECYCLE: DELETED, TOMBSTONE: DELETED})
 
 
 def test_connection_sequence_equal_is_duplicate_lower_is_stale():
@@ -105,7 +105,7 @@ def test_merge_is_order_independent_and_idempotent(stream, rnd):
 
 
 def multi(ticks, eid, **values):
-    return Intent(eid, "t", False, (ticks, eid), ticks, tuple(values.items()))
+    return Intent(eid, "t", False, (ticks, eid), ticks, values)
 
 
 device_intents = st.lists(st.one_of(
