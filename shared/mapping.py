@@ -156,7 +156,7 @@ class Mapper:
         known = self._catalog.knows(model_id)
         plan: list[tuple[str, Callable[[Any], bool]]] = []
         for name in keys:
-            if not _DTDL_NAME.match(name) or (name,) == self.connection_path:
+            if not isinstance(name, str) or not _DTDL_NAME.match(name) or (name,) == self.connection_path:
                 continue  # only connection events, ordered by sequence number, may set it (no self-reported spoofing)
             if not known:
                 plan.append((name, _finite_primitive))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.door_settings import DoorSettings
+from shared.gc_tuning import DEFAULT_GEN0_THRESHOLD
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +36,7 @@ class Settings:
     forwarding_store: str = "memory"  # TWINBRIDGE_FORWARDING_STORE: memory | table (egress forwarding records)
     forwarding_table: str = "twinbridgeforwarding"  # TWINBRIDGE_FORWARDING_TABLE (forwarding_store=table)
     known_twins: int = 0  # TWINBRIDGE_KNOWN_TWINS: twins whose content/ETag is remembered to skip the GET (0 = off)
+    gc_gen0: int = DEFAULT_GEN0_THRESHOLD  # TWINBRIDGE_GC_GEN0: collector's first threshold (0 = Python's default)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,4 +65,5 @@ class Settings:
             forwarding_store=(get("TWINBRIDGE_FORWARDING_STORE") or "memory").lower(),
             forwarding_table=get("TWINBRIDGE_FORWARDING_TABLE") or "twinbridgeforwarding",
             known_twins=max(0, int(get("TWINBRIDGE_KNOWN_TWINS") or 0)),
+            gc_gen0=int(get("TWINBRIDGE_GC_GEN0") or DEFAULT_GEN0_THRESHOLD),
         )

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, NotRequired
 
-from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, InstanceOf, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from shared.errors import Code, PermanentError, Problem
@@ -81,7 +81,8 @@ SystemProperties.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
 
 class TelemetryData(TypedDict):
     __pydantic_config__ = _STRICT  # type: ignore[misc]
-    body: dict[str, Any] | str
+    # An object (checked, not copied: JSON object keys are strings, and the body is only read) or base64 text.
+    body: InstanceOf[dict] | str  # type: ignore[type-arg]
     # Application properties are strings on the wire; enrichment tools sometimes send numbers or booleans.
     properties: NotRequired[dict[str, str | int | float | bool | None]]
     systemProperties: SystemProperties

@@ -18,6 +18,7 @@ from shared.config import AppConfig
 from shared.dtdl import ModelCatalog
 from shared.errors import ConfigError, Problem
 from shared.filter_config import build_event_filter
+from shared.gc_tuning import tune_gc
 from shared.pipeline import Pipeline
 from shared.ports import Checkpoints, Quarantine, StateStore, TwinStore
 from shared.settings import APP_ROOT, Settings
@@ -166,7 +167,9 @@ def build_app(settings: Settings | None = None) -> App:
     pipeline = Pipeline(config, twins, state, quarantine, catalog=catalog, max_concurrency=settings.max_concurrency,
                         known_twins=settings.known_twins,
                         event_filter=event_filter.check if event_filter else None)
-    return App(settings, config, catalog, twins, state, quarantine, pipeline, checkpoints=build_checkpoints(settings))
+    app = App(settings, config, catalog, twins, state, quarantine, pipeline, checkpoints=build_checkpoints(settings))
+    tune_gc(settings.gc_gen0)  # once built: what exists now is frozen out of later collections (shared/gc_tuning.py)
+    return app
 
 
 def build_checkpoints(settings: Settings) -> Checkpoints:

@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
+from shared.gc_tuning import tune_gc
 from shared.pipeline import DEFAULT_MAX_CONCURRENCY
+from shared.settings import Settings
 from twinbridge.bench import measure
 
 
@@ -76,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         _print(replayed, args.json)
         return 0 if replayed["replay_exit_code"] == 0 else 1
     started = time.perf_counter()
+    # First with Python's own collector settings, for comparison; then as the app runs (shared/gc_tuning.py).
+    untuned = measure.run_core(min(args.events, 30_000), args.devices, args.batch_size, args.seed, args.concurrency,
+                               args.known_twins)
+    thresholds = tune_gc(Settings.from_env().gc_gen0)
     core = measure.run_core(args.events, args.devices, args.batch_size, args.seed, args.concurrency, args.known_twins)
     eps = core.events / core.seconds
     floor = core.events / core.floor_seconds
@@ -84,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         "concurrency": args.concurrency, "known_twins": args.known_twins,
         "seconds": round(core.seconds, 3), "events_per_s": round(eps), "us_per_event": round(1e6 / eps, 2),
         "parse_floor_events_per_s": round(floor), "ratio_to_floor": round(floor / eps, 2),
+        "gc_threshold": list(thresholds),
+        "events_per_s_python_gc": round(untuned.events / untuned.seconds),
         "mean_event_bytes": round(core.bytes_total / core.events),
         "outcomes": dict(sorted(core.outcomes.items())),
         "adt_writes": core.adt_writes, "adt_writes_per_event": round(core.adt_writes / core.events, 4),
