@@ -146,14 +146,22 @@ def merge_all(shadow: Shadow, intents: list[Intent]) -> tuple[list[Outcome], lis
     """The same as ``merge`` for each intent in turn (same outcomes, same shadow), for intents without control
     fields (anything but DeviceCreated / DeviceDeleted), one Mark per field instead of one per event.
 
-    Within a batch most values are superseded by a newer one of the same batch. So the running winner per field is
-    a plain tuple here, and the shadow gets a Mark only for each field's final winner. Outcomes are exactly those of
-    the sequential merge: an event is applied when one of its values beat everything merged before it.
+    Within a batch most values are superseded by a newer one of the same batch. So the running winner of each field
+    is just the intent that set it, and the shadow gets a Mark only for each field's final winner. And telemetry
+    mostly comes in order: an intent newer than every property value seen so far (``newest``) wins all its fields
+    without comparing them one by one. Outcomes are exactly those of the sequential merge: an event is applied when
+    one of its values beat everything merged before it.
     """
     tombstone = shadow.tombstone_ticks
     marks = shadow.marks
-    winners: dict[str, tuple[OrderKey, Any, Intent]] = {}
+    winners: dict[str, Intent] = {}
     outcomes: list[Outcome] = []
+    # The newest ordering key of any property field (telemetry and reconcile marks: (ticks, id) keys, comparable).
+    # The connection field is ordered by sequence numbers, another scale: it never takes the shortcut.
+    newest: OrderKey | None = None
+    for name, mark in marks.items():
+        if name != CONNECTION and name not in _CONTROL and (newest is None or mark.order > newest):
+            newest = mark.order
     for intent in intents:
         if intent.lifecycle:
             raise ValueError(f"merge_all: {intent.event_id} is a lifecycle intent; merge() it first")
@@ -161,11 +169,19 @@ def merge_all(shadow: Shadow, intents: list[Intent]) -> tuple[list[Outcome], lis
         if tombstone is not None and intent.ticks <= tombstone:
             outcomes.append(Outcome.STALE)  # every field is a device field: all happened before the deletion
             continue
+        fields = intent.fields
+        if fields and CONNECTION not in fields and (newest is None or order > newest):
+            winners.update(dict.fromkeys(fields, intent))
+            newest = order
+            outcomes.append(Outcome.APPLIED)
+            continue
+        # Here the intent is not newer than everything (or is a connection event): field by field. Whatever it
+        # wins is not newer than ``newest``, which therefore stays as it is.
         equal = newer = 0
-        for name, value in intent.fields.items():
+        for name in fields:
             winner = winners.get(name)
             if winner is not None:
-                current: OrderKey | None = winner[0]
+                current: OrderKey | None = winner.order
             else:
                 held = marks.get(name)
                 current = None if held is None else held.order
@@ -176,16 +192,16 @@ def merge_all(shadow: Shadow, intents: list[Intent]) -> tuple[list[Outcome], lis
                 if order < current:
                     continue
             newer += 1
-            winners[name] = (order, value, intent)
+            winners[name] = intent
         if newer:
             outcomes.append(Outcome.APPLIED)
-        elif equal and equal == len(intent.fields):
+        elif equal and equal == len(fields):
             outcomes.append(Outcome.DUPLICATE)
         else:
             outcomes.append(Outcome.STALE)
     changes: list[Change] = []
-    for name, (order, value, intent) in winners.items():
-        mark = Mark(order, value, intent.event_id, intent.ticks)
+    for name, intent in winners.items():
+        mark = Mark(intent.order, intent.fields[name], intent.event_id, intent.ticks)
         changes.append((name, marks.get(name), mark))
         marks[name] = mark
         shadow.owned.add(name)
