@@ -24,7 +24,7 @@ from shared.errors import Code, Outcome, PermanentError, TransientError, Twinbri
 from shared.freshness import Intent
 from shared.intake import Accepted, EventFilter, Intake
 from shared.mapping import Mapper
-from shared.ports import Quarantine, StateStore, TwinMissing, TwinRejected, TwinStore
+from shared.ports import Quarantine, StateStore, TwinMissing, TwinRejected, TwinStore, in_process
 from shared.quarantine_record import build_record
 
 log = logging.getLogger("twinbridge.pipeline")
@@ -77,6 +77,8 @@ class Pipeline:
         self.config = config
         self.budget_seconds = INVOCATION_BUDGET_SECONDS  # per process() call: under Event Grid's 30 s
         self.max_concurrency = max_concurrency
+        # Helper threads only where calls wait on I/O (ADT, Table Storage): see shared.ports.in_process.
+        self._helpers = 0 if in_process(twins) and in_process(state) else max_concurrency - 1
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.catalog = catalog or ModelCatalog()
@@ -181,7 +183,7 @@ class Pipeline:
                     return
                 applied[i] = self._apply_group(*work[i])
 
-        helpers = min(self.max_concurrency, len(work)) - 1
+        helpers = min(self._helpers, len(work) - 1)
         # Each helper in a copy of this thread's context: the invocation's deadline must reach it.
         futures = [self._executor().submit(contextvars.copy_context().run, drain) for _ in range(helpers)]
         try:

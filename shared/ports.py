@@ -42,6 +42,13 @@ class StateConflict(Exception):
     """The state record changed (or appeared) since it was read. Re-read and decide again."""
 
 
+def in_process(store: object) -> bool:
+    """True for an adapter that does no I/O (it declares ``in_process = True``: the embedded twin graph, the memory
+    state store). Writing several twins at once only helps while calls wait on the network; over in-process stores
+    the pipeline's helper threads would just take turns at the GIL. Adapters that do not say are assumed remote."""
+    return getattr(store, "in_process", False) is True
+
+
 class TwinStore(Protocol):
     def get_twin(self, twin_id: str) -> dict[str, Any] | None: ...
 

@@ -69,6 +69,8 @@ def _user_properties(twin: Twin) -> dict[str, Any]:
 
 
 class EmbeddedTwinGraph:
+    in_process = True  # no network; every call holds one lock (see shared.ports.in_process)
+
     def __init__(self, catalog: ModelCatalog | None = None, path: str | Path | None = None,
                  require_models: bool = True) -> None:
         self.catalog = catalog or ModelCatalog()

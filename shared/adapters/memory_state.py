@@ -10,6 +10,8 @@ from shared.ports import StateConflict
 
 
 class MemoryStateStore:
+    in_process = True  # no I/O: see shared.ports.in_process
+
     def __init__(self) -> None:
         self._records: dict[str, tuple[Shadow, str]] = {}
         self._lock = threading.Lock()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from shared.adapters.embedded_twins import EmbeddedTwinGraph
+from tests.support.builders import NetworkedGraph
 from twinbridge.bench.measure import build_pipeline, catalog
 from twinbridge.bench.workload import TOPIC, Workload
 
@@ -15,7 +16,7 @@ def _user(twin: dict) -> dict:
 
 def _run(known: int, concurrency: int) -> tuple[list[dict], list[str], EmbeddedTwinGraph]:
     models = catalog()
-    graph = EmbeddedTwinGraph(models)
+    graph = NetworkedGraph(models) if concurrency > 1 else EmbeddedTwinGraph(models)  # > 1: helper threads too
     pipeline = build_pipeline(graph, models, concurrency, known)
     outcomes: list[str] = []
     for batch in Workload(devices=7, seed=3).batches(600, 50):

@@ -18,6 +18,12 @@ from tests.support.fixtures import SAMPLE_TOPIC
 CATALOG = ModelCatalog.load_dir(APP_ROOT / "models")
 
 
+class NetworkedGraph(EmbeddedTwinGraph):
+    """The embedded graph declared remote, as ADT is: the pipeline then writes twins from helper threads too."""
+
+    in_process = False
+
+
 @dataclass
 class Rig:
     pipeline: Pipeline

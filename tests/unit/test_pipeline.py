@@ -7,7 +7,7 @@ import pytest
 
 from shared.errors import Code, Outcome
 from tests.support import factory
-from tests.support.builders import rig
+from tests.support.builders import CATALOG, NetworkedGraph, rig
 from tests.support.fixtures import SAMPLE_NAMES, invalid_cases, load_event
 from tests.support.streams import fleet_stream
 
@@ -208,3 +208,11 @@ def test_a_twin_too_big_for_one_request_is_created_then_patched():
     assert r.user_twins()["d1"] == {"$model": "dtmi:twinbridge:IoTDevice;1", "temperature": 1.5, "humidity": 40,
                                     "status": "x" * 150}
     assert r.twins.calls["create"] == 1 and r.twins.calls["patch"] >= 2
+
+
+def test_helper_threads_only_where_calls_wait_on_io():
+    # In-process stores: the calling thread does all the work (threads would only take turns at the GIL).
+    assert rig().pipeline._helpers == 0
+    # A remote twin store (ADT): up to max_concurrency twins in flight, the calling thread being one of them.
+    remote = rig(twins=NetworkedGraph(CATALOG)).pipeline
+    assert remote._helpers == remote.max_concurrency - 1 > 0
