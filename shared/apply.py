@@ -265,14 +265,15 @@ class TwinApplier:
             else:
                 current = _etag(twin)
                 assert current is not None and twin is not None
-                content: dict[str, Any] = dict(twin)
+                content: dict[str, Any] = twin
                 remember = self._known_limit > 0
                 for chunk in action.patches:
                     self._count(tally)
                     current = self.twins.patch_twin(twin_id, chunk, current)
                     if remember:
-                        content = _patched(content, chunk)
-                self._remember(twin_id, {**content, "$etag": current})
+                        content = _patched(content, chunk)  # a copy: the twin read is never changed in place
+                if remember:
+                    self._remember(twin_id, {**content, "$etag": current})
         except BaseException:
             self._forget(twin_id)  # whatever happened to the twin, the next step reads it for real
             raise

@@ -53,8 +53,20 @@ def desired_properties(shadow: Shadow, connection_path: Path | None,
             if connection_path is not None:
                 out[connection_path] = connection_values[bool(mark.value)]
         else:
-            out[tuple(name.split("/"))] = mark.value
+            out[_path_of(name)] = mark.value
     return out
+
+
+_PATHS: dict[str, Path] = {}  # field name -> property path: a twin's few field names recur in every batch
+
+
+def _path_of(name: str) -> Path:
+    path = _PATHS.get(name)
+    if path is None:
+        path = tuple(name.split("/"))
+        if len(_PATHS) < 65_536:
+            _PATHS[name] = path
+    return path
 
 
 def plan(shadow: Shadow, twin: dict[str, Any] | None, wanted: bool, properties: dict[Path, Any],
@@ -95,7 +107,7 @@ def _merge_tree(target: dict[str, Any], properties: dict[Path, Any]) -> None:
 
 def _diff_level(current: dict[str, Any], desired: dict[str, Any], prefix: str, ops: list[PatchOp]) -> None:
     for name, want in desired.items():
-        pointer = f"{prefix}/{_escape(name)}"
+        pointer = prefix + "/" + _escape(name)
         if name not in current:
             ops.append({"op": "add", "path": pointer, "value": want})
             continue
@@ -126,6 +138,8 @@ def same_value(a: Any, b: Any) -> bool:
 
 
 def _escape(name: str) -> str:
+    if "~" not in name and "/" not in name:
+        return name  # DTDL names never hold either
     return name.replace("~", "~0").replace("/", "~1")
 
 
