@@ -18,6 +18,8 @@ class Kind(StrEnum):
     DISCONNECTED = "disconnected"
     TELEMETRY = "telemetry"
 
+    __hash__ = str.__hash__  # C hash, consistent with str equality (see shared.errors.Outcome)
+
 
 DEVICE_CREATED: Final = "Microsoft.Devices.DeviceCreated"
 DEVICE_DELETED: Final = "Microsoft.Devices.DeviceDeleted"

@@ -118,12 +118,17 @@ class Envelope:
 _EG_FIELDS = (("id", "id"), ("topic", "topic"), ("subject", "subject"), ("event_type", "eventType"),
               ("time", "eventTime"))
 _CE_FIELDS = (("id", "id"), ("topic", "source"), ("subject", "subject"), ("event_type", "type"), ("time", "time"))
-_WIRE_NAMES = {Schema.EVENT_GRID: tuple(w for _, w in _EG_FIELDS), Schema.CLOUD_EVENTS: tuple(w for _, w in _CE_FIELDS)}
-_FIVE_STR = (str,) * 5
 
 
 def read_envelope(raw: Any) -> Envelope:
     """The routing fields of ``raw`` or a NOT_AN_EVENT / SCHEMA_INVALID error listing every missing one."""
+    if type(raw) is dict and "specversion" not in raw:
+        # The common case, spelled out: this runs for every event (the loop below costs twice as much).
+        get = raw.get
+        i, topic, subject, kind, time = get("id"), get("topic"), get("subject"), get("eventType"), get("eventTime")
+        if (type(i) is str and type(topic) is str and type(subject) is str and type(kind) is str
+                and type(time) is str and i and topic and subject and kind and time):
+            return Envelope(Schema.EVENT_GRID, i, topic, subject, kind, time)
     if not isinstance(raw, dict):
         raise PermanentError.at(Code.NOT_AN_EVENT, "", f"expected a JSON object, got {type(raw).__name__}")
     if "specversion" in raw:
@@ -136,15 +141,12 @@ def read_envelope(raw: Any) -> Envelope:
         raise PermanentError.at(
             Code.NOT_AN_EVENT, "", "neither an Event Grid event (eventType) nor a CloudEvent (specversion)"
         )
-    values = tuple(map(raw.get, _WIRE_NAMES[schema]))
-    if all(map(isinstance, values, _FIVE_STR)) and "" not in values:  # C-level loops: this runs for every event
-        return Envelope(schema, *values)  # type: ignore[arg-type]  # each checked to be a str just above
-    problems = []
-    for (_, wire), value in zip(fields, values, strict=True):
-        if not isinstance(value, str) or not value:
-            expected = "required non-empty string" if value is None else "must be a non-empty string"
-            problems.append(Problem(wire, expected))
-    raise PermanentError(Code.SCHEMA_INVALID, "event envelope is invalid", tuple(problems))
+    values = [raw.get(wire) for _, wire in fields]
+    problems = [Problem(wire, "required non-empty string" if value is None else "must be a non-empty string")
+                for (_, wire), value in zip(fields, values, strict=True) if not isinstance(value, str) or not value]
+    if problems:
+        raise PermanentError(Code.SCHEMA_INVALID, "event envelope is invalid", tuple(problems))
+    return Envelope(schema, *values)  # type: ignore[arg-type]  # each checked to be a str just above
 
 
 @functools.lru_cache(maxsize=256)  # one topic per hub: computed once, not per event

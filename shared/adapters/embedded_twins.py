@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
