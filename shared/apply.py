@@ -52,7 +52,7 @@ from shared.ports import StateConflict, StateStore, TwinConflict, TwinMissing, T
 log = logging.getLogger("twinbridge.apply")
 
 MAX_ATTEMPTS = 5
-KNOWN_TWINS = 0  # default for TwinApplier(known_twins=): twins remembered per process (0: always GET; opt-in)
+KNOWN_TWINS = 0  # TwinApplier(known_twins=) when not given; the app passes TWINBRIDGE_KNOWN_TWINS (default 10,000)
 
 
 @dataclass(slots=True)

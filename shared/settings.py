@@ -35,7 +35,7 @@ class Settings:
     max_concurrency: int = 16  # TWINBRIDGE_MAX_CONCURRENCY: twins written at once per batch (1 = one at a time)
     forwarding_store: str = "memory"  # TWINBRIDGE_FORWARDING_STORE: memory | table (egress forwarding records)
     forwarding_table: str = "twinbridgeforwarding"  # TWINBRIDGE_FORWARDING_TABLE (forwarding_store=table)
-    known_twins: int = 0  # TWINBRIDGE_KNOWN_TWINS: twins whose content/ETag is remembered to skip the GET (0 = off)
+    known_twins: int = 10_000  # TWINBRIDGE_KNOWN_TWINS: twins remembered (content, ETag) to skip the GET (0 = off)
     gc_gen0: int = DEFAULT_GEN0_THRESHOLD  # TWINBRIDGE_GC_GEN0: collector's first threshold (0 = Python's default)
 
     @classmethod
@@ -64,6 +64,6 @@ class Settings:
             max_concurrency=max(1, int(get("TWINBRIDGE_MAX_CONCURRENCY") or 16)),
             forwarding_store=(get("TWINBRIDGE_FORWARDING_STORE") or "memory").lower(),
             forwarding_table=get("TWINBRIDGE_FORWARDING_TABLE") or "twinbridgeforwarding",
-            known_twins=max(0, int(get("TWINBRIDGE_KNOWN_TWINS") or 0)),
+            known_twins=max(0, int(get("TWINBRIDGE_KNOWN_TWINS") or 10_000)),
             gc_gen0=int(get("TWINBRIDGE_GC_GEN0") or DEFAULT_GEN0_THRESHOLD),
         )

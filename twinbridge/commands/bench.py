@@ -32,8 +32,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--concurrency", type=int, default=DEFAULT_MAX_CONCURRENCY,
                         help=f"twins written at once (TWINBRIDGE_MAX_CONCURRENCY; {DEFAULT_MAX_CONCURRENCY})")
-    parser.add_argument("--known-twins", type=int, default=0,
-                        help="remembered twins (TWINBRIDGE_KNOWN_TWINS; default 0 = off, as the app's default)")
+    parser.add_argument("--known-twins", type=int, default=Settings().known_twins,
+                        help=f"remembered twins (TWINBRIDGE_KNOWN_TWINS; the app's default {Settings().known_twins}; "
+                             "0 = a GET before every twin write)")
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive baseline (it takes ~L*events)")
     parser.add_argument("--replay-rss", type=int, metavar="N", help="only measure peak RSS of replaying N events")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
