@@ -361,7 +361,8 @@ def _properties(shadow: Shadow, projection: Projection) -> dict[tuple[str, ...],
 
 
 def _patched(twin: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
-    """``twin`` after the planner's ``add``/``replace`` ops, copying only the objects on each op's path."""
+    """``twin`` after the planner's ``add``/``replace``/``remove`` ops, copying only the objects on each op's path
+    (as Digital Twins applies them: a removed top-level property loses its metadata too)."""
     out = dict(twin)
     for op in ops:
         parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"][1:].split("/")]
@@ -370,7 +371,12 @@ def _patched(twin: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
             child = dict(node[part])
             node[part] = child
             node = child
-        node[parts[-1]] = op["value"]
+        if op["op"] == "remove":
+            node.pop(parts[-1], None)
+            if len(parts) == 1 and isinstance(out.get("$metadata"), dict):
+                out["$metadata"] = {k: v for k, v in out["$metadata"].items() if k != parts[0]}
+        else:
+            node[parts[-1]] = op["value"]
     return out
 
 

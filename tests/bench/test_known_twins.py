@@ -18,8 +18,17 @@ def _run(known: int, concurrency: int) -> tuple[list[dict], list[str], EmbeddedT
     models = catalog()
     graph = NetworkedGraph(models) if concurrency > 1 else EmbeddedTwinGraph(models)  # > 1: helper threads too
     pipeline = build_pipeline(graph, models, concurrency, known)
+    patch = graph.patch_twin
+    graph.removes = 0  # type: ignore[attr-defined]
+
+    def counting_patch(twin_id: str, ops: list[dict], etag: str) -> str:
+        graph.removes += sum(op["op"] == "remove" for op in ops)  # type: ignore[attr-defined]
+        return patch(twin_id, ops, etag)
+
+    graph.patch_twin = counting_patch  # type: ignore[method-assign]
     outcomes: list[str] = []
-    for batch in Workload(devices=7, seed=3).batches(600, 50):
+    # 5 devices, 2,000 events: deletions and re-creations, so some patches remove properties (23 remove ops).
+    for batch in Workload(devices=5, seed=1).batches(2000, 50):
         report = pipeline.process([orjson.loads(raw) for raw in batch], [len(raw) for raw in batch])
         outcomes += [r.outcome.value for r in report.results]
     return [_user(t) for t in graph.list_twins()], outcomes, graph
@@ -27,6 +36,7 @@ def _run(known: int, concurrency: int) -> tuple[list[dict], list[str], EmbeddedT
 
 def test_same_twins_and_outcomes_with_and_without_the_cache_and_the_pool():
     base_twins, base_outcomes, base_graph = _run(0, 1)
+    assert base_graph.removes > 0  # the remembered content must follow removals too
     for known, concurrency in ((1000, 1), (1000, 8), (0, 8)):
         twins, outcomes, graph = _run(known, concurrency)
         assert (twins, outcomes) == (base_twins, base_outcomes)
