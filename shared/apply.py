@@ -365,7 +365,10 @@ def _patched(twin: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
     (as Digital Twins applies them: a removed top-level property loses its metadata too)."""
     out = dict(twin)
     for op in ops:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"][1:].split("/")]
+        pointer: str = op["path"]
+        parts = pointer[1:].split("/")
+        if "~" in pointer:
+            parts = [p.replace("~1", "/").replace("~0", "~") for p in parts]
         node = out
         for part in parts[:-1]:
             child = dict(node[part])
