@@ -13,10 +13,12 @@ import azure.functions as func
 
 from functions.runtime import current_app
 from shared.door_settings import DoorSettings
+from shared.egress.ports import ForwardingStore
 from shared.reconcile import ReconcileOptions, Registry
 from shared.reconcile_run import Reconciler, RunReport, utc_now_ticks
+from shared.settings import Settings
 from shared.timeparse import TICKS_PER_SECOND
-from shared.wiring import App
+from shared.wiring import App, build_forwarding_store
 
 log = logging.getLogger("twinbridge.reconcile")
 
@@ -79,9 +81,26 @@ def reconcile_registry(timer: func.TimerRequest) -> None:
     purged = purge_expired_state(current_app().state)
     if purged:
         log.info("housekeeping: %d expired tombstone record(s) removed from the state store", purged)
+    forwarded = purge_forwarding_records(current_app().settings)
+    if forwarded:
+        log.info("housekeeping: %d expired egress forwarding record(s) removed", forwarded)
 
 
 PURGE_PER_RUN = 100  # bounded, so a backlog is worked off over several runs rather than in one long invocation
+
+
+_forwarding: ForwardingStore | None = None
+
+
+def purge_forwarding_records(settings: Settings, limit: int = 10 * PURGE_PER_RUN) -> int:
+    """Egress forwarding records past their retention (48 h), bounded per run. Only a shared store (Table Storage)
+    needs it: Table Storage has no TTL, and a memory store already forgets as it goes, in its own process."""
+    global _forwarding
+    if settings.forwarding_store != "table":
+        return 0
+    if _forwarding is None:
+        _forwarding = build_forwarding_store(settings)
+    return _forwarding.purge(limit)
 
 
 def purge_expired_state(state: object, limit: int = PURGE_PER_RUN) -> int:

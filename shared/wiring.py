@@ -127,7 +127,6 @@ def build_quarantine(settings: Settings) -> Quarantine:
 
 def build_egress(app: App) -> EgressRouter:
     """Routes, sinks, forwarding records and propagation rules from the config's egress sections (issue #5)."""
-    from shared.adapters.forwarding_memory import MemoryForwardingStore
     from shared.adapters.sinks import build_sink
     from shared.egress.config import load_egress
     from shared.egress.propagation import RulePropagator
@@ -135,22 +134,28 @@ def build_egress(app: App) -> EgressRouter:
 
     egress = load_egress(app.config.sections, app.settings.config_path or "<config>")
     sinks = {name: build_sink(name, endpoint, os.environ) for name, endpoint in egress.endpoints.items()}
-    store: ForwardingStore
-    if app.settings.forwarding_store == "memory":
-        store = MemoryForwardingStore()
-    elif app.settings.forwarding_store == "table":
-        from shared.adapters.forwarding_table import TableForwardingStore
-
-        table = app.settings.forwarding_table
-        store = on_storage(app.settings, "TWINBRIDGE_FORWARDING_STORE", "forwarding store 'table'",
-                           lambda conn: TableForwardingStore.from_connection_string(conn, table),
-                           lambda account: TableForwardingStore.from_endpoint(
-                               f"https://{account}.table.core.windows.net", table))
-    else:
-        unknown = f"unknown forwarding store {app.settings.forwarding_store!r} (memory, table)"
-        raise ConfigError("TWINBRIDGE_FORWARDING_STORE", [Problem("", unknown)])
+    store = build_forwarding_store(app.settings)
     propagator = RulePropagator(egress.rules, app.twins, app.state) if egress.rules else None
     return EgressRouter(egress, sinks, store, app.quarantine, propagator)
+
+
+def build_forwarding_store(settings: Settings) -> ForwardingStore:
+    """Egress forwarding records: per process (memory) or shared by every instance (Table Storage)."""
+    from shared.adapters.forwarding_memory import MemoryForwardingStore
+
+    if settings.forwarding_store == "memory":
+        return MemoryForwardingStore()
+    if settings.forwarding_store == "table":
+        from shared.adapters.forwarding_table import TableForwardingStore
+
+        table = settings.forwarding_table
+        store: ForwardingStore = on_storage(
+            settings, "TWINBRIDGE_FORWARDING_STORE", "forwarding store 'table'",
+            lambda conn: TableForwardingStore.from_connection_string(conn, table),
+            lambda account: TableForwardingStore.from_endpoint(f"https://{account}.table.core.windows.net", table))
+        return store
+    unknown = f"unknown forwarding store {settings.forwarding_store!r} (memory, table)"
+    raise ConfigError("TWINBRIDGE_FORWARDING_STORE", [Problem("", unknown)])
 
 
 def build_app(settings: Settings | None = None) -> App:

@@ -31,5 +31,14 @@ class MemoryForwardingStore:
             for key in [k for k, t in self._records.items() if t < horizon]:
                 del self._records[key]
 
+    def purge(self, limit: int | None = None) -> int:
+        """Forget records past the retention, at most ``limit`` (None: all); the number forgotten."""
+        horizon = self.clock() - self.retention
+        with self._lock:
+            expired = [k for k, t in self._records.items() if t < horizon][:limit]
+            for key in expired:
+                del self._records[key]
+        return len(expired)
+
     def __len__(self) -> int:
         return len(self._records)

@@ -3,8 +3,8 @@
 PartitionKey = first 2 hex digits of sha256(key) (256 partitions, so writes spread), RowKey = the full digest
 (keys hold characters Table Storage forbids in keys, like '/' and '#'); the readable key and ``ForwardedAt`` are
 properties. A record older than the retention counts as absent; ``purge`` deletes those (Table Storage has no
-TTL) — run it from a timer or by hand. Authentication: the ``AzureWebJobsStorage`` connection string, or a table
-endpoint URL with ``DefaultAzureCredential``.
+TTL): the reconcile timer does, a bounded number per run (functions/reconcile_registry.py). Authentication: the
+``AzureWebJobsStorage`` connection string, or a table endpoint URL with ``DefaultAzureCredential``.
 """
 
 from __future__ import annotations
@@ -91,13 +91,15 @@ class TableForwardingStore:
         except AzureError as exc:
             raise _unavailable(exc) from exc
 
-    def purge(self) -> int:
-        """Delete the records past the retention; the number deleted."""
+    def purge(self, limit: int | None = None) -> int:
+        """Delete records past the retention, at most ``limit`` (None: all); the number deleted."""
         horizon = datetime.now(UTC) - self.retention
         deleted = 0
         try:
             for entity in self.table.query_entities("ForwardedAt lt @horizon", parameters={"horizon": horizon},
                                                     select=["PartitionKey", "RowKey"]):
+                if limit is not None and deleted >= limit:
+                    break
                 self.table.delete_entity(entity["PartitionKey"], entity["RowKey"])
                 deleted += 1
         except AzureError as exc:

@@ -59,3 +59,7 @@ class ForwardingStore(Protocol):
     def record(self, keys: Sequence[str]) -> None:
         """Remember these keys as forwarded (idempotent). TransientError if the store is unreachable."""
         ...
+
+    def purge(self, limit: int | None = None) -> int:
+        """Delete records past the retention, at most ``limit``; the number deleted. Housekeeping (a timer)."""
+        ...

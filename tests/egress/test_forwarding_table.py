@@ -54,3 +54,36 @@ def test_unreachable_table_is_transient() -> None:
     with pytest.raises(TransientError) as info:
         store.seen(["k"])
     assert info.value.code is Code.FORWARDING_UNAVAILABLE
+
+
+@pytest.mark.integration
+def test_the_reconcile_timer_purges_expired_forwarding_records_bounded(azurite: Azurite, table_name: str) -> None:
+    import functions.reconcile_registry as timer
+    from shared.settings import Settings
+
+    store = TableForwardingStore.from_connection_string(azurite.connection_string, table_name)
+    store.record(["kept"])
+    table = TableClient.from_connection_string(azurite.connection_string, table_name)
+    for i in range(5):  # forwarded 49 h ago: past the 48 h retention
+        partition, row = _address(f"old{i}")
+        table.upsert_entity({"PartitionKey": partition, "RowKey": row, "Key": f"old{i}",
+                             "ForwardedAt": datetime.now(UTC) - timedelta(hours=49)}, mode=UpdateMode.REPLACE)
+    settings = Settings(forwarding_store="table", forwarding_table=table_name,
+                        storage_connection=azurite.connection_string)
+    timer._forwarding = None
+    try:
+        assert timer.purge_forwarding_records(settings, limit=3) == 3  # bounded per run
+        assert timer.purge_forwarding_records(settings, limit=3) == 2
+        assert timer.purge_forwarding_records(settings, limit=3) == 0
+    finally:
+        timer._forwarding = None
+    assert store.seen(["kept", "old0"]) == {"kept"}
+    assert timer.purge_forwarding_records(Settings()) == 0  # memory store: forgets by itself, per process
+
+
+def test_the_memory_store_purges_what_is_past_the_retention() -> None:
+    now = [1_000_000.0]
+    store = MemoryForwardingStore(retention_seconds=10, clock=lambda: now[0])
+    store.record(["a", "b", "c"])
+    now[0] += 11
+    assert store.purge(limit=2) == 2 and store.purge() == 1 and len(store) == 0
