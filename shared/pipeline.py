@@ -151,8 +151,9 @@ class Pipeline:
                     results[index] = EventResult(index, envelope.id, envelope.event_type, decision.outcome, twin_id,
                                                  str(error.code), message=error.message)
 
-        if None in results:
-            raise RuntimeError(f"no outcome for event {results.index(None)} of the batch")  # a bug, never bad input
+        missing = [i for i, result in enumerate(results) if result is None]  # `is`: `None in` calls __eq__ per item
+        if missing:
+            raise RuntimeError(f"no outcome for event(s) {missing[:10]} of the batch")  # a bug, never bad input
         report = BatchReport(cast(list[EventResult], results), writes)
         if log.isEnabledFor(logging.INFO):
             log.info("batch of %d: %s, %d twin write(s)", len(events),
