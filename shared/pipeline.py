@@ -166,7 +166,8 @@ class Pipeline:
 
     def _apply_all(self, work: list[tuple[str, tuple[str, list[int], list[Accepted]]]]
                    ) -> list[tuple[list[Decision], int]]:
-        """Apply every twin's group, up to ``max_concurrency`` twins at a time, the calling thread included.
+        """Apply every twin's group: up to ``max_concurrency`` twins at a time (the calling thread included) when
+        a store does I/O, else all on the calling thread (``_helpers``, set from ``shared.ports.in_process``).
 
         Helpers and the calling thread take the next twin from one queue until it is empty. One pool task per helper
         rather than per twin, and the caller working too: with a fast twin store most twins are done before a helper

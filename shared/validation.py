@@ -115,9 +115,9 @@ class Envelope:
         return {"topic": "topic", "event_type": "eventType", "time": "eventTime"}
 
 
-_EG_FIELDS = (("id", "id"), ("topic", "topic"), ("subject", "subject"), ("event_type", "eventType"),
-              ("time", "eventTime"))
-_CE_FIELDS = (("id", "id"), ("topic", "source"), ("subject", "subject"), ("event_type", "type"), ("time", "time"))
+# The routing fields as each schema spells them, in Envelope's order (id, topic, subject, event type, time).
+_EG_FIELDS = ("id", "topic", "subject", "eventType", "eventTime")
+_CE_FIELDS = ("id", "source", "subject", "type", "time")
 
 
 def read_envelope(raw: Any) -> Envelope:
@@ -141,9 +141,9 @@ def read_envelope(raw: Any) -> Envelope:
         raise PermanentError.at(
             Code.NOT_AN_EVENT, "", "neither an Event Grid event (eventType) nor a CloudEvent (specversion)"
         )
-    values = [raw.get(wire) for _, wire in fields]
+    values = [raw.get(wire) for wire in fields]
     problems = [Problem(wire, "required non-empty string" if value is None else "must be a non-empty string")
-                for (_, wire), value in zip(fields, values, strict=True) if not isinstance(value, str) or not value]
+                for wire, value in zip(fields, values, strict=True) if not isinstance(value, str) or not value]
     if problems:
         raise PermanentError(Code.SCHEMA_INVALID, "event envelope is invalid", tuple(problems))
     return Envelope(schema, *values)  # type: ignore[arg-type]  # each checked to be a str just above
