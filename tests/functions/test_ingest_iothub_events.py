@@ -11,7 +11,7 @@ from azure.functions.meta import Datum
 import function_app
 from functions import runtime
 from functions.ingest_iothub_events import ingest_iothub_events, to_plain_event
-from shared.errors import TransientError
+from shared.errors import Code, TransientError
 from shared.wiring import App
 from tests.support import factory
 from tests.support.builders import rig
@@ -86,7 +86,7 @@ def test_bad_event_is_quarantined_and_the_invocation_succeeds(installed):
 
 def test_transient_failure_raises_so_event_grid_redelivers(installed, monkeypatch):
     def unavailable(twin_id):
-        raise TransientError("ADT_UNAVAILABLE", "injected outage")
+        raise TransientError(Code.ADT_UNAVAILABLE, "injected outage")
 
     monkeypatch.setattr(installed.twins, "get_twin", unavailable)
     with pytest.raises(TransientError):
