@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint typecheck demo bench clean
+.PHONY: install native test unit lint typecheck demo bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -19,13 +19,24 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(if $(shell command -v npm),$(NODE_STAMP))
 
-# The README's test command: lint, type-check, then the whole suite (unit, property, contract, integration).
+# The compiled core (shared/native.py): rebuilt when a compiled module's source changes. NATIVE=0 skips it (no C
+# compiler): the sources then run as they are, only slower.
+NATIVE ?= 1
+native: install
+ifeq ($(NATIVE),1)
+	$(BIN)/python -m twinbridge native build --if-needed
+endif
+
+# The README's test command: lint, type-check, then the whole suite (unit, property, contract, integration) on the
+# compiled core, then the fast tier again on the pure-Python sources (the fallback where no build is deployed).
 # pytest's exit code 5 (no test collected) means a broken suite here: say so, and fail.
-test: install
+PYTEST_OR_SAY = rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; fi; exit $$rc
+test: native
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	@$(BIN)/python -m pytest -q; rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; fi; exit $$rc
+	@TWINBRIDGE_EXPECT_NATIVE=$(NATIVE) $(BIN)/python -m pytest -q; $(PYTEST_OR_SAY)
+	@echo "== again on the pure-Python core (TWINBRIDGE_PURE_PYTHON=1), fast tier"
+	@TWINBRIDGE_PURE_PYTHON=1 $(BIN)/python -m pytest -q -m "not integration"; $(PYTEST_OR_SAY)
 
 unit: install
 	$(BIN)/python -m pytest -q -m "not integration"
@@ -36,11 +47,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-demo: install
+demo: native
 	$(BIN)/python -m twinbridge demo
 
-bench: install
+bench: native
 	$(BIN)/python -m twinbridge bench
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .run
+	rm -rf $(VENV) node_modules .build .pytest_cache .mypy_cache .ruff_cache .hypothesis .run

@@ -50,11 +50,11 @@ class BatchReport:
     twin_writes: int = 0
 
     def counts(self) -> dict[str, int]:
-        counter = Counter(r.outcome.value for r in self.results)
+        counter = Counter([r.outcome.value for r in self.results])
         return {o.value: counter.get(o.value, 0) for o in Outcome}
 
     def codes(self) -> dict[str, int]:
-        return dict(Counter(r.code for r in self.results if r.code))
+        return dict(Counter([r.code for r in self.results if r.code]))
 
     @property
     def transient(self) -> list[EventResult]:
@@ -204,9 +204,9 @@ class Pipeline:
         except TransientError as exc:
             log.warning("twin %s: transient failure, %d event(s) to redeliver: %s", twin_id, len(members), exc)
             return [Decision(Outcome.RETRY, exc)] * len(members), tally.count
-        except (TwinRejected, TwinMissing) as exc:
+        except (TwinRejected, TwinMissing) as refusal:  # not `exc`: compiled, one name holds one type per function
             # E.g. 400 InvalidArgument on reading the twin (an id the service refuses): permanent for these events.
-            error = PermanentError.at(Code.TWIN_REJECTED, "", f"Digital Twins refused {twin_id!r}: {exc}")
+            error = PermanentError.at(Code.TWIN_REJECTED, "", f"Digital Twins refused {twin_id!r}: {refusal}")
             return [Decision(Outcome.QUARANTINED, error)] * len(members), tally.count
 
     def _executor(self) -> ThreadPoolExecutor:
