@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import time
 from typing import Any
 
 import orjson
 
+from shared import native
 from shared.gc_tuning import tune_gc
 from shared.pipeline import DEFAULT_MAX_CONCURRENCY
 from shared.settings import Settings
@@ -37,6 +39,8 @@ def register(subparsers: Any) -> None:
                              "0 = a GET before every twin write)")
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive baseline (it takes ~L*events)")
     parser.add_argument("--replay-rss", type=int, metavar="N", help="only measure peak RSS of replaying N events")
+    parser.add_argument("--core-only", action="store_true",
+                        help="only the core pipeline's figures (the bench runs itself so for the pure-Python figure)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.set_defaults(handler=run)
 
@@ -80,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
         return 0 if replayed["replay_exit_code"] == 0 else 1
     started = time.perf_counter()
     # First with Python's own collector settings, for comparison; then as the app runs (shared/gc_tuning.py).
-    untuned = measure.run_core(min(args.events, 30_000), args.devices, args.batch_size, args.seed, args.concurrency,
-                               args.known_twins)
+    untuned = None if args.core_only else measure.run_core(min(args.events, 30_000), args.devices, args.batch_size,
+                                                           args.seed, args.concurrency, args.known_twins)
     thresholds = tune_gc(Settings.from_env().gc_gen0)
     core = measure.run_core(args.events, args.devices, args.batch_size, args.seed, args.concurrency, args.known_twins)
     eps = core.events / core.seconds
@@ -92,11 +96,17 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(core.seconds, 3), "events_per_s": round(eps), "us_per_event": round(1e6 / eps, 2),
         "parse_floor_events_per_s": round(floor), "ratio_to_floor": round(floor / eps, 2),
         "gc_threshold": list(thresholds),
-        "events_per_s_python_gc": round(untuned.events / untuned.seconds),
+        "events_per_s_python_gc": round(untuned.events / untuned.seconds) if untuned else None,
         "mean_event_bytes": round(core.bytes_total / core.events),
         "outcomes": dict(sorted(core.outcomes.items())),
         "adt_writes": core.adt_writes, "adt_writes_per_event": round(core.adt_writes / core.events, 4),
+        "core_build": _core_build(),
     }
+    if args.core_only:
+        _print(figures, args.json)
+        return 0
+    if native.in_use():
+        figures["events_per_s_pure_python"] = _pure_python_events_per_s(args)
     lat = measure.run_latency(args.batch_size, args.devices, args.adt_latency_ms, args.seed, args.concurrency,
                               args.known_twins, naive=not args.skip_naive)
     figures.update({
@@ -121,6 +131,27 @@ def run(args: argparse.Namespace) -> int:
     figures.update(_machine())
     _print(figures, args.json)
     return 0
+
+
+def _core_build() -> str:
+    check, compiled = native.status(), native.in_use()
+    if compiled:
+        return f"compiled: {len(compiled)} modules ({check.reason}; shared/native.py)"
+    return f"pure Python ({check.reason})"
+
+
+def _pure_python_events_per_s(args: argparse.Namespace) -> int | None:
+    """The same core run on the sources, in a child process (a process cannot unload its compiled modules)."""
+    command = [sys.executable, "-m", "twinbridge", "bench", "--core-only", "--json",
+               "--events", str(min(args.events, 50_000)), "--devices", str(args.devices),
+               "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+               "--concurrency", str(args.concurrency), "--known-twins", str(args.known_twins)]
+    child = subprocess.run(command, capture_output=True, text=True, check=False,
+                           env={**os.environ, native.PURE_PYTHON_ENV: "1"})
+    if child.returncode != 0:
+        print(f"bench: the pure-Python run failed: {child.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    return int(orjson.loads(child.stdout)["events_per_s"])
 
 
 def _print(figures: dict[str, Any], as_json: bool) -> None:
