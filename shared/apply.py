@@ -65,11 +65,15 @@ class Decision:
 _DECIDED = {outcome: Decision(outcome) for outcome in Outcome}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class WriteTally:
     """Twin writes made for one caller (one batch), while other threads write other twins through the applier."""
 
-    count: int = 0
+    count: int
+
+    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
+    def __init__(self, count: int = 0) -> None:
+        self.count = count
 
 
 @dataclass(frozen=True, slots=True)

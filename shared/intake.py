@@ -26,11 +26,17 @@ from shared.validation import Envelope, read_envelope, validate_event
 EventFilter = Callable[[dict[str, Any]], str | None]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Accepted:
     envelope: Envelope
     target: TwinTarget
     intent: Intent
+
+    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
+    def __init__(self, envelope: Envelope, target: TwinTarget, intent: Intent) -> None:
+        self.envelope = envelope
+        self.target = target
+        self.intent = intent
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ log = logging.getLogger("twinbridge.pipeline")
 DEFAULT_MAX_CONCURRENCY = 16  # twins written at once per batch; ADT latency, not CPU, is what this hides
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class EventResult:
     index: int
     event_id: str | None
@@ -42,6 +42,18 @@ class EventResult:
     code: str | None = None
     path: str = ""
     message: str = ""
+
+    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
+    def __init__(self, index: int, event_id: str | None, event_type: str | None, outcome: Outcome,
+                 twin_id: str | None = None, code: str | None = None, path: str = "", message: str = "") -> None:
+        self.index = index
+        self.event_id = event_id
+        self.event_type = event_type
+        self.outcome = outcome
+        self.twin_id = twin_id
+        self.code = code
+        self.path = path
+        self.message = message
 
 
 @dataclass

@@ -25,7 +25,7 @@ from shared.events import KIND_BY_EVENT_TYPE, IotHubEvent, Kind, Schema
 from shared.timeparse import parse_ticks
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Envelope:
     """The routing fields of one event, whichever schema carried it."""
 
@@ -35,6 +35,15 @@ class Envelope:
     subject: str
     event_type: str
     time: str
+
+    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
+    def __init__(self, schema: Schema, id: str, topic: str, subject: str, event_type: str, time: str) -> None:
+        self.schema = schema
+        self.id = id
+        self.topic = topic
+        self.subject = subject
+        self.event_type = event_type
+        self.time = time
 
     # Field names as the schema spells them, for error paths.
     @property
