@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -35,10 +35,13 @@ class PropertyType:
         return self.checker(value)
 
 
+_DOUBLE_LIMIT: Final = 2**1023  # an integer a double can hold (a constant: 2**1023 is not folded at compile time)
+
+
 def _accepts_number(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)  # NaN and infinities are not JSON: ADT cannot store them
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**1023)
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and abs(value) < _DOUBLE_LIMIT)
 
 
 def _integer_checker(low: int, high: int) -> Callable[[Any], bool]:
