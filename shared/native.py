@@ -17,6 +17,7 @@ Never compiled itself, and imports nothing of the app: it must run before anythi
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import sys
@@ -28,6 +29,10 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the app's root: shared/ 
 NATIVE_DIR = SOURCE_ROOT / ".build" / "native"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+# mypyc puts the runtime shared by the compiled modules in one top-level library beside the package, named after
+# the build's group (python -m twinbridge native build passes RUNTIME_GROUP).
+RUNTIME_GROUP = "shared_native"
+RUNTIME_MODULE = f"{RUNTIME_GROUP}__mypyc"
 PURE_PYTHON_ENV = "TWINBRIDGE_PURE_PYTHON"
 
 # The per-event path and the in-process stores it calls in local runs and the benchmark. Modules that pydantic must
@@ -96,6 +101,8 @@ def check_build(native_dir: Path = NATIVE_DIR, root: Path = SOURCE_ROOT) -> Buil
         compiled = native_dir.joinpath(*module.split(".")).with_suffix(suffix)
         if not compiled.is_file():
             return BuildCheck(False, f"{compiled} is missing: rebuild")
+    if not (native_dir / f"{RUNTIME_MODULE}{suffix}").is_file():
+        return BuildCheck(False, f"{native_dir / (RUNTIME_MODULE + suffix)} is missing: rebuild")
     return BuildCheck(True, f"compiled with mypyc {manifest.get('mypy', '?')}", tuple(modules))
 
 
@@ -109,12 +116,28 @@ def activate(package_path: list[str], package: str = "shared") -> BuildCheck:
         _state = BuildCheck(False, f"{PURE_PYTHON_ENV} is set")
         return _state
     _state = check_build()
-    if _state.usable:
-        # mypyc puts the runtime shared by the compiled modules in one top-level library beside the package.
-        if str(NATIVE_DIR) not in sys.path:
-            sys.path.append(str(NATIVE_DIR))
-        package_path.insert(0, str(NATIVE_DIR.joinpath(*package.split("."))))
+    if not _state.usable:
+        return _state
+    added_to_sys_path = str(NATIVE_DIR) not in sys.path
+    if added_to_sys_path:
+        sys.path.append(str(NATIVE_DIR))
+    try:
+        importlib.import_module(RUNTIME_MODULE)  # a build that cannot load here (wrong libc, …) fails now, not later
+    except ImportError as exc:
+        if added_to_sys_path:
+            sys.path.remove(str(NATIVE_DIR))
+        _state = BuildCheck(False, f"the compiled build does not load here ({exc}); the sources run")
+        return _state
+    package_path.insert(0, str(NATIVE_DIR.joinpath(*package.split("."))))
     return _state
+
+
+def describe() -> str:
+    """One line for logs and reports: which core runs, and why."""
+    compiled = in_use()
+    if compiled:
+        return f"compiled core: {len(compiled)} modules ({_state.reason})"
+    return f"pure-Python core ({_state.reason})"
 
 
 def status() -> BuildCheck:

@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from shared import native
 from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
 from shared.adapters.memory_checkpoints import MemoryCheckpoints
@@ -174,6 +175,7 @@ def build_app(settings: Settings | None = None) -> App:
                         event_filter=event_filter.check if event_filter else None)
     app = App(settings, config, catalog, twins, state, quarantine, pipeline, checkpoints=build_checkpoints(settings))
     tune_gc(settings.gc_gen0)  # once built: what exists now is frozen out of later collections (shared/gc_tuning.py)
+    log.info("%s", native.describe())  # which core runs here, and why (shared/native.py)
     return app
 
 

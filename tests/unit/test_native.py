@@ -27,6 +27,7 @@ def _fake_build(tmp_path: Path) -> tuple[Path, Path]:
         compiled = build.joinpath(*module.split(".")).with_suffix(suffix)
         compiled.parent.mkdir(parents=True, exist_ok=True)
         compiled.write_bytes(b"\x7fELF")
+    (build / f"{native.RUNTIME_MODULE}{suffix}").write_bytes(b"\x7fELF")
     manifest = {"format": native.MANIFEST_FORMAT, "tags": native.interpreter_tags(), "mypy": "x",
                 "modules": {m: native.digest(native.source_path(m, root)) for m in MODULES}}
     (build / native.MANIFEST).write_text(json.dumps(manifest))

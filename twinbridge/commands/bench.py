@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "mean_event_bytes": round(core.bytes_total / core.events),
         "outcomes": dict(sorted(core.outcomes.items())),
         "adt_writes": core.adt_writes, "adt_writes_per_event": round(core.adt_writes / core.events, 4),
-        "core_build": _core_build(),
+        "core_build": native.describe(),
     }
     if args.core_only:
         _print(figures, args.json)
@@ -131,13 +131,6 @@ def run(args: argparse.Namespace) -> int:
     figures.update(_machine())
     _print(figures, args.json)
     return 0
-
-
-def _core_build() -> str:
-    check, compiled = native.status(), native.in_use()
-    if compiled:
-        return f"compiled: {len(compiled)} modules ({check.reason}; shared/native.py)"
-    return f"pure Python ({check.reason})"
 
 
 def _pure_python_events_per_s(args: argparse.Namespace) -> int | None:

@@ -69,7 +69,7 @@ def build() -> int:
     print(f"native build: compiling {len(sources)} modules with mypyc into {native.NATIVE_DIR} …", flush=True)
     os.chdir(root)  # mypy reads its configuration (pyproject.toml) from the working directory
     extensions = mypycify([str(path.relative_to(root)) for path in sources.values()], opt_level="3",
-                          target_dir=str(work / "c"), group_name="shared_native")
+                          target_dir=str(work / "c"), group_name=native.RUNTIME_GROUP)
     distribution = Distribution({
         "name": "twinbridge-native", "ext_modules": extensions,
         "script_name": "twinbridge-native",
