@@ -104,3 +104,34 @@ def test_compiled_modules_never_reuse_an_except_name_for_another_type():
     assert _reused_except_names("def f():\n try: pass\n except A as e: pass\n except B as e: pass\n") == ["f:e"]
     offenders = {m: _reused_except_names(native.source_path(m).read_text()) for m in native.COMPILED_MODULES}
     assert {m: names for m, names in offenders.items() if names} == {}
+
+
+def test_a_build_that_does_not_load_falls_back_to_the_sources_instead_of_failing_the_host(tmp_path):
+    """A manifest that matches every source but extension files that cannot load (another libc, a torn copy): the
+    app must still start, on the sources, and say why. Run in a child process on a copy of shared/."""
+    import subprocess
+    import sys
+
+    app = tmp_path / "app"
+    shutil.copytree(native.SOURCE_ROOT / "shared", app / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+    build = app / ".build" / "native"
+    suffix = native.interpreter_tags()["ext_suffix"]
+    for module in native.COMPILED_MODULES:
+        compiled = build.joinpath(*module.split(".")).with_suffix(suffix)
+        compiled.parent.mkdir(parents=True, exist_ok=True)
+        compiled.write_bytes(b"not an ELF file")
+    (build / f"{native.RUNTIME_MODULE}{suffix}").write_bytes(b"not an ELF file")
+    manifest = {"format": native.MANIFEST_FORMAT, "tags": native.interpreter_tags(), "mypy": "x",
+                "modules": {m: native.digest(native.source_path(m, app)) for m in native.COMPILED_MODULES}}
+    (build / native.MANIFEST).write_text(json.dumps(manifest))
+    assert native.check_build(build, app).usable  # the manifest alone would let it in
+
+    probe = ("import shared.pipeline; from shared import native; "
+             "print(native.describe()); print(shared.pipeline.__file__)")
+    env = {k: v for k, v in os.environ.items() if k != native.PURE_PYTHON_ENV}
+    child = subprocess.run([sys.executable, "-c", probe], cwd=app, env=env, capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert child.returncode == 0, child.stderr
+    description, loaded = child.stdout.splitlines()
+    assert description.startswith("pure-Python core (the compiled build does not load here")
+    assert loaded == str(app / "shared" / "pipeline.py")
