@@ -875,7 +875,11 @@ class SubscriptionFilter:
         return out
 
     def to_az_args(self) -> list[str]:
-        """Arguments for ``az eventgrid event-subscription create`` expressing this filter."""
+        """Arguments for ``az eventgrid event-subscription create`` expressing this filter.
+
+        Raises FilterError for a filter az cannot express as written (``BoolEquals`` false: see below). Values are
+        read by az as its source does: numbers with ``float()``, ranges as ``low,high``, no value for the
+        null tests (azure-cli's ``eventgrid/advanced_filter.py``)."""
         args: list[str] = []
         if self._types is not None:
             args += ["--included-event-types", *self._types]
@@ -888,6 +892,11 @@ class SubscriptionFilter:
         if self._arrays:
             args += ["--enable-advanced-filtering-on-arrays", "true"]
         for a in self._advanced:
+            if a.operator == "BoolEquals" and a.arm.get("value") is False:
+                # azure-cli builds the filter with bool(text): any non-empty text, "false" included, becomes true.
+                raise FilterError("az eventgrid reads a BoolEquals value with Python's bool(), so 'false' would "
+                                  "become true; deploy this filter as ARM JSON (--format arm, as infra/ does)",
+                                  f"advancedFilters[{a.index}]")
             args += ["--advanced-filter", a.key, a.operator, *_az_values(a.arm)]
         return args
 

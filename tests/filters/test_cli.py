@@ -60,6 +60,18 @@ def test_export_az_is_a_valid_shell_command(config: Path, capsys: pytest.Capture
     assert "processingPath = 'hot'" in comment
 
 
+def test_export_az_refuses_what_az_would_invert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps({"filters": {"subscription": {"advancedFilters": [
+        {"operatorType": "BoolEquals", "key": "data.body.alarm", "value": False}]}}}))
+    assert main(["filters", "export", "--config", str(path), "--format", "az"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "filters.subscription.advancedFilters[0]" in err or "advancedFilters[0]" in err
+    assert "--format arm" in err
+    assert main(["filters", "export", "--config", str(path), "--format", "arm"]) == 0
+
+
 def test_export_json_config_without_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "app.json"
     path.write_text(json.dumps({"event_types": []}))

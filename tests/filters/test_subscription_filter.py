@@ -309,8 +309,13 @@ def test_to_arm_round_trip() -> None:
         "isSubjectCaseSensitive": False, "enableAdvancedFilteringOnArrays": False}
 
 
+FULL_TRUE = {**FULL, "advancedFilters": [
+    f if f["operatorType"] != "BoolEquals" else {**f, "value": True} for f in FULL["advancedFilters"]]}
+FULL_FALSE = FULL
+
+
 def test_to_az_args() -> None:
-    assert SubscriptionFilter.from_dict(FULL).to_az_args() == [
+    assert SubscriptionFilter.from_dict(FULL_TRUE).to_az_args() == [
         "--included-event-types", "Microsoft.Devices.DeviceTelemetry",
         "--subject-begins-with", "devices/",
         "--subject-ends-with", "-01",
@@ -319,7 +324,17 @@ def test_to_az_args() -> None:
         "--advanced-filter", "data.body.temperature", "NumberGreaterThan", "20.5",
         "--advanced-filter", "data.properties.path", "StringIn", "hot path", "warm",
         "--advanced-filter", "data.body.p", "NumberInRange", "900,1100", "0.5,1",
-        "--advanced-filter", "data.body.ok", "BoolEquals", "false",
+        "--advanced-filter", "data.body.ok", "BoolEquals", "true",
         "--advanced-filter", "data.body.err", "IsNullOrUndefined",
     ]
     assert SubscriptionFilter.from_dict(None).to_az_args() == []
+
+
+def test_to_az_args_refuses_bool_equals_false_which_az_would_read_as_true() -> None:
+    """azure-cli builds BoolEquals with bool(text): 'false' is a non-empty string, hence True. Exporting it would
+    deploy the opposite filter, so the export refuses and points at the ARM form."""
+    with pytest.raises(FilterError) as refused:
+        SubscriptionFilter.from_dict(FULL_FALSE).to_az_args()
+    assert refused.value.path == "advancedFilters[3]"
+    assert "--format arm" in refused.value.reason
+    assert SubscriptionFilter.from_dict(FULL_FALSE).to_arm()["advancedFilters"][3]["value"] is False
