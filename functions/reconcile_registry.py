@@ -14,6 +14,7 @@ import azure.functions as func
 from functions.runtime import current_app
 from shared.door_settings import DoorSettings
 from shared.egress.ports import ForwardingStore
+from shared.ports import ExpiringStateStore
 from shared.reconcile import ReconcileOptions, Registry
 from shared.reconcile_run import Reconciler, RunReport, utc_now_ticks
 from shared.settings import Settings
@@ -105,5 +106,4 @@ def purge_forwarding_records(settings: Settings, limit: int = 10 * PURGE_PER_RUN
 
 def purge_expired_state(state: object, limit: int = PURGE_PER_RUN) -> int:
     """Remove state records past their retention (≥ 25 h) when the store keeps any (Table Storage does)."""
-    purge = getattr(state, "purge_expired", None)
-    return int(purge(limit=limit)) if callable(purge) else 0
+    return state.purge_expired(limit=limit) if isinstance(state, ExpiringStateStore) else 0

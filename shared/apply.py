@@ -251,8 +251,7 @@ class TwinApplier:
         raise TransientError(Code.CONFLICT_RETRIES_EXHAUSTED, f"twin {twin_id} kept changing under us")
 
     def _shadow_etag(self, twin_id: str) -> str | None:
-        loaded = self.state.load(twin_id)
-        return None if loaded is None else loaded[1]
+        return self.state.version(twin_id)  # the etag alone: the shadow itself is not read again
 
     def _execute(self, twin_id: str, twin: dict[str, object] | None, action: TwinAction, tally: WriteTally) -> None:
         if action.kind == "none":

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 from shared.freshness import Shadow
 
@@ -73,6 +74,19 @@ class StateStore(Protocol):
     def load(self, twin_id: str) -> tuple[Shadow, str] | None: ...
 
     def save(self, shadow: Shadow, etag: str | None) -> str: ...
+
+    def version(self, twin_id: str) -> str | None:
+        """The record's current etag (None when there is none), without reading the shadow: the applier's last
+        check (is what we just showed still the latest?) needs only that."""
+        ...
+
+
+@runtime_checkable
+class ExpiringStateStore(StateStore, Protocol):
+    """A state store whose records stay until deleted (Table Storage has no TTL): the reconcile timer purges the
+    expired ones, a bounded number per run."""
+
+    def purge_expired(self, now: datetime | None = None, limit: int = 100) -> int: ...
 
 
 @dataclass

@@ -22,6 +22,11 @@ class MemoryStateStore:
             found = self._records.get(twin_id)
             return None if found is None else (found[0].copy(), found[1])
 
+    def version(self, twin_id: str) -> str | None:
+        with self._lock:
+            found = self._records.get(twin_id)
+            return None if found is None else found[1]
+
     def save(self, shadow: Shadow, etag: str | None) -> str:
         with self._lock:
             current = self._records.get(shadow.twin_id)

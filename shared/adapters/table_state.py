@@ -161,6 +161,20 @@ class TableStateStore:
         etag = entity_etag(entity)
         return shadow, etag
 
+    def version(self, twin_id: str) -> str | None:
+        key = encode_key(twin_id)
+
+        def read_etag() -> Any:
+            try:  # the keys only: the etag comes with any entity, the shadow's (possibly large) body is not needed
+                return self.client.get_entity(key, ROW_KEY, select=["PartitionKey"])
+            except ResourceNotFoundError as exc:
+                if _table_missing(exc):
+                    raise
+                return None
+
+        entity = self._call(f"read state version of {twin_id}", read_etag)
+        return None if entity is None else entity_etag(entity)
+
     def save(self, shadow: Shadow, etag: str | None) -> str:
         entity = {"PartitionKey": encode_key(shadow.twin_id), "RowKey": ROW_KEY, **pack(shadow),
                   "updatedAt": self.clock()}

@@ -113,6 +113,9 @@ class CrashingState:
     def load(self, twin_id: str) -> Any:
         return self.inner.load(twin_id)
 
+    def version(self, twin_id: str) -> str | None:
+        return self.inner.version(twin_id)
+
     def save(self, shadow: Any, etag: str | None) -> str:
         if self.crash_after is not None:
             if self.crash_after <= 0:

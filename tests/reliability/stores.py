@@ -27,6 +27,9 @@ class RecordingState:
     def load(self, twin_id: str) -> tuple[Shadow, str] | None:
         return self.inner.load(twin_id)
 
+    def version(self, twin_id: str) -> str | None:
+        return self.inner.version(twin_id)
+
     def save(self, shadow: Shadow, etag: str | None) -> str:
         new_etag = self.inner.save(shadow, etag)
         with self._lock:
@@ -58,6 +61,11 @@ class SlowState:
 
     def load(self, twin_id: str) -> tuple[Shadow, str] | None:
         found = self.inner.load(twin_id)
+        time.sleep(self.pause)
+        return found
+
+    def version(self, twin_id: str) -> str | None:
+        found = self.inner.version(twin_id)
         time.sleep(self.pause)
         return found
 

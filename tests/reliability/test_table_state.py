@@ -58,6 +58,37 @@ def test_insert_then_conditional_replace(store: StateStore) -> None:
     assert loaded is not None and loaded[0].marks[CONNECTION].order == (2,)
 
 
+def test_version_is_the_etag_of_the_record_without_reading_it(store: StateStore) -> None:
+    assert store.version("dev-v") is None
+    etag1 = store.save(shadow("dev-v", 1, temperature=20.5), None)
+    assert store.version("dev-v") == etag1
+    etag2 = store.save(shadow("dev-v", 2, temperature=21.0), etag1)
+    assert store.version("dev-v") == etag2 != etag1
+    loaded = store.load("dev-v")
+    assert loaded is not None and loaded[1] == store.version("dev-v")
+    assert store.version("dev-other") is None
+
+
+@pytest.mark.integration
+def test_version_reads_the_keys_only(azurite: Azurite, table_name: str) -> None:
+    """The applier's last check runs once per written twin: on Table Storage it must not fetch the shadow's body."""
+    store = TableStateStore.from_connection_string(azurite.connection_string, table_name)
+    etag = store.save(shadow("dev-big", 1, blob="x" * 50_000), None)
+    calls: list[dict[str, object]] = []
+    real_get = store.client.get_entity
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs)
+        entity = real_get(*args, **kwargs)
+        calls.append({"returned": sorted(entity)})
+        return entity
+
+    store.client.get_entity = spy  # type: ignore[method-assign]
+    assert store.version("dev-big") == etag
+    assert calls[0] == {"select": ["PartitionKey"]}
+    assert calls[1] == {"returned": ["PartitionKey"]}
+
+
 @pytest.mark.parametrize("twin_id", ["a/b", "a\\b", "a#b", "a?b", "tab\there", "del\x7fx", "per%cent", "ü-ñ-设备",
                                      "x" * 600, "a%2Fb"])
 def test_awkward_twin_ids_round_trip(store: StateStore, twin_id: str) -> None:
