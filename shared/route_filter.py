@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.routing_query import QuerySyntaxError, scan_number, scan_string
+from shared.routing_query import QuerySyntaxError, TokenCursor, scan_number, scan_string
 
 __all__ = ["ATTRIBUTES", "RouteFilter", "RouteFilterSyntaxError", "compile_route_filter"]
 
@@ -153,22 +153,11 @@ class BoolConst:
 Node = Compare | Func | BoolOp | BoolConst
 
 
-class _Parser:
+class _Parser(TokenCursor[_Tok]):
+    error_type = RouteFilterSyntaxError
+
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.toks = _lex(text)
-        self.i = 0
-
-    def peek(self) -> _Tok:
-        return self.toks[self.i]
-
-    def take(self) -> _Tok:
-        t = self.toks[self.i]
-        self.i += 1
-        return t
-
-    def error(self, message: str, tok: _Tok | None = None) -> RouteFilterSyntaxError:
-        return RouteFilterSyntaxError(message, (tok or self.peek()).pos, self.text)
+        super().__init__(text, _lex(text))
 
     def keyword(self, *words: str) -> str | None:
         t = self.peek()

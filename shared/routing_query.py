@@ -51,9 +51,9 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
-__all__ = ["UNDEFINED", "QuerySyntaxError", "RoutingQuery", "compile_routing_query"]
+__all__ = ["UNDEFINED", "QuerySyntaxError", "RoutingQuery", "TokenCursor", "compile_routing_query"]
 
 
 class QuerySyntaxError(ValueError):
@@ -63,6 +63,37 @@ class QuerySyntaxError(ValueError):
         super().__init__(f"{message} at position {position}")
         self.position = position
         self.text = text
+
+
+class _Positioned(Protocol):
+    @property
+    def pos(self) -> int: ...
+
+
+TokenT = TypeVar("TokenT", bound=_Positioned)
+
+
+class TokenCursor(Generic[TokenT]):
+    """A recursive-descent parser's position in its tokens (the last one is EOF), for this module's parser and
+    route_filter's. ``error`` builds the parser's own syntax error at a token's position."""
+
+    error_type: ClassVar[type[QuerySyntaxError]] = QuerySyntaxError
+
+    def __init__(self, text: str, toks: list[TokenT]) -> None:
+        self.text = text
+        self.toks = toks
+        self.i = 0
+
+    def peek(self) -> TokenT:
+        return self.toks[self.i]
+
+    def take(self) -> TokenT:
+        t = self.toks[self.i]
+        self.i += 1
+        return t
+
+    def error(self, message: str, tok: TokenT | None = None) -> QuerySyntaxError:
+        return self.error_type(message, (tok or self.peek()).pos, self.text)
 
 
 class _Undefined:
@@ -308,22 +339,9 @@ _FUNCTIONS: dict[str, tuple[int, int | None]] = {
 # parser (recursive descent, precedence climbing)
 
 
-class _Parser:
+class _Parser(TokenCursor[_Tok]):
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.toks = _lex(text)
-        self.i = 0
-
-    def peek(self) -> _Tok:
-        return self.toks[self.i]
-
-    def take(self) -> _Tok:
-        t = self.toks[self.i]
-        self.i += 1
-        return t
-
-    def error(self, message: str, tok: _Tok | None = None) -> QuerySyntaxError:
-        return QuerySyntaxError(message, (tok or self.peek()).pos, self.text)
+        super().__init__(text, _lex(text))
 
     def expect(self, kind: str, what: str) -> _Tok:
         t = self.peek()
