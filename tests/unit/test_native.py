@@ -135,3 +135,34 @@ def test_a_build_that_does_not_load_falls_back_to_the_sources_instead_of_failing
     description, loaded = child.stdout.splitlines()
     assert description.startswith("pure-Python core (the compiled build does not load here")
     assert loaded == str(app / "shared" / "pipeline.py")
+
+
+def _init_mismatches(source: str) -> list[str]:
+    """Dataclasses with ``init=False`` (their __init__ is written out so that it compiles): the __init__ must take
+    every field, in order, and set each one; a field added to the class alone would break repr, == and slots."""
+    found = []
+    for cls in ast.walk(ast.parse(source)):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        if not any(isinstance(d, ast.Call) and any(k.arg == "init" and isinstance(k.value, ast.Constant)
+                                                   and k.value.value is False for k in d.keywords)
+                   for d in cls.decorator_list):
+            continue
+        fields = [s.target.id for s in cls.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
+        init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+        if init is None:
+            found.append(f"{cls.name}: no __init__")
+            continue
+        params = [a.arg for a in init.args.args[1:]]
+        assigned = [t.attr for s in ast.walk(init) if isinstance(s, ast.Assign) for t in s.targets
+                    if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"]
+        if params != fields or sorted(assigned) != sorted(fields):
+            found.append(f"{cls.name}: fields {fields}, __init__ takes {params} and sets {assigned}")
+    return found
+
+
+def test_written_out_inits_take_and_set_every_field_in_order():
+    broken = "@dataclass(init=False)\nclass A:\n x: int\n y: int\n def __init__(self, x):\n  self.x = x\n"
+    assert _init_mismatches(broken) == ["A: fields ['x', 'y'], __init__ takes ['x'] and sets ['x']"]
+    checked = {m: _init_mismatches(native.source_path(m).read_text()) for m in native.COMPILED_MODULES}
+    assert {m: problems for m, problems in checked.items() if problems} == {}
