@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -62,21 +63,22 @@ def build() -> int:
     root = native.SOURCE_ROOT
     sources = {module: native.source_path(module) for module in native.COMPILED_MODULES}
     before = {module: native.digest(path) for module, path in sources.items()}
-    work = native.NATIVE_DIR.parent / "native-work"
-    staging = native.NATIVE_DIR.parent / "native-staging"
+    staging = native.NATIVE_DIR.parent / "native-staging"  # beside the target: the final rename stays on one disk
     shutil.rmtree(staging, ignore_errors=True)
     started = time.perf_counter()
     print(f"native build: compiling {len(sources)} modules with mypyc into {native.NATIVE_DIR} …", flush=True)
     os.chdir(root)  # mypy reads its configuration (pyproject.toml) from the working directory
-    extensions = mypycify([str(path.relative_to(root)) for path in sources.values()], opt_level="3",
-                          target_dir=str(work / "c"), group_name=native.RUNTIME_GROUP)
-    distribution = Distribution({
-        "name": "twinbridge-native", "ext_modules": extensions,
-        "script_name": "twinbridge-native",
-        "script_args": ["-q", "build_ext", "--build-lib", str(staging), "--build-temp", str(work / "obj")],
-    })
-    distribution.parse_command_line()
-    distribution.run_commands()
+    # Generated C and object files go to a temporary directory: only .build/native/ is left (and deployed).
+    with tempfile.TemporaryDirectory(prefix="twinbridge-native-") as work:
+        extensions = mypycify([str(path.relative_to(root)) for path in sources.values()], opt_level="3",
+                              target_dir=os.path.join(work, "c"), group_name=native.RUNTIME_GROUP)
+        distribution = Distribution({
+            "name": "twinbridge-native", "ext_modules": extensions,
+            "script_name": "twinbridge-native",
+            "script_args": ["-q", "build_ext", "--build-lib", str(staging), "--build-temp", os.path.join(work, "obj")],
+        })
+        distribution.parse_command_line()
+        distribution.run_commands()
     after = {module: native.digest(path) for module, path in sources.items()}
     changed = sorted(module for module in sources if before[module] != after[module])
     if changed:
