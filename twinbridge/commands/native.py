@@ -69,16 +69,23 @@ def build() -> int:
     print(f"native build: compiling {len(sources)} modules with mypyc into {native.NATIVE_DIR} …", flush=True)
     os.chdir(root)  # mypy reads its configuration (pyproject.toml) from the working directory
     # Generated C and object files go to a temporary directory: only .build/native/ is left (and deployed).
-    with tempfile.TemporaryDirectory(prefix="twinbridge-native-") as work:
-        extensions = mypycify([str(path.relative_to(root)) for path in sources.values()], opt_level="3",
-                              target_dir=os.path.join(work, "c"), group_name=native.RUNTIME_GROUP)
-        distribution = Distribution({
-            "name": "twinbridge-native", "ext_modules": extensions,
-            "script_name": "twinbridge-native",
-            "script_args": ["-q", "build_ext", "--build-lib", str(staging), "--build-temp", os.path.join(work, "obj")],
-        })
-        distribution.parse_command_line()
-        distribution.run_commands()
+    try:
+        with tempfile.TemporaryDirectory(prefix="twinbridge-native-") as work:
+            extensions = mypycify([str(path.relative_to(root)) for path in sources.values()], opt_level="3",
+                                  target_dir=os.path.join(work, "c"), group_name=native.RUNTIME_GROUP)
+            distribution = Distribution({
+                "name": "twinbridge-native", "ext_modules": extensions,
+                "script_name": "twinbridge-native",
+                "script_args": ["-q", "build_ext", "--build-lib", str(staging),
+                                "--build-temp", os.path.join(work, "obj")],
+            })
+            distribution.parse_command_line()
+            distribution.run_commands()
+    except (Exception, SystemExit) as exc:  # mypy's errors exit; a missing compiler raises from setuptools
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"native build failed ({type(exc).__name__}: {exc}); the current build, if any, is unchanged and "
+              f"is used only if it still matches the sources: `python -m twinbridge native status`", file=sys.stderr)
+        return 1
     after = {module: native.digest(path) for module, path in sources.items()}
     changed = sorted(module for module in sources if before[module] != after[module])
     if changed:
