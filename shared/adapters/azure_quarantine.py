@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 import orjson
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
-from shared.adapters.storage_calls import CreateOnce, transient_storage_error
+from shared.adapters.storage_calls import CreateOnce, call_storage
 from shared.ports import QuarantineRecord
 
 DEFAULT_CONTAINER = "twinbridge-quarantine"
@@ -123,14 +123,7 @@ class BlobQuarantine:
 
     # ---- plumbing ----------------------------------------------------------------------------------------
     def _call(self, what: str, operation: Callable[[], T]) -> T:
-        self._container.ensure(what)
-        try:
-            return operation()
-        except AzureError as exc:
-            transient = transient_storage_error(exc, what, "Blob Storage")
-            if transient is None:
-                raise
-            raise transient from exc
+        return call_storage(self._container, what, "Blob Storage", operation)
 
 
 def _name(record_id: str) -> str:

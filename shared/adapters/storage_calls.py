@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 
 from shared.errors import Code, TransientError
+
+T = TypeVar("T")
 
 
 def transient_storage_error(exc: AzureError, what: str, service: str,
@@ -52,3 +55,16 @@ class CreateOnce:
 
     def forget(self) -> None:
         self._ready = False
+
+
+def call_storage(target: CreateOnce, what: str, service: str, operation: Callable[[], T]) -> T:
+    """One storage operation, for every storage adapter: the table or container created first, and the failures
+    that mean "try again later" raised as TransientError (the broker redelivers); any other answer as it came."""
+    target.ensure(what)
+    try:
+        return operation()
+    except AzureError as exc:
+        transient = transient_storage_error(exc, what, service)
+        if transient is None:
+            raise
+        raise transient from exc

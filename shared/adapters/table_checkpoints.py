@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.adapters.storage_calls import CreateOnce, transient_storage_error
+from shared.adapters.storage_calls import CreateOnce, call_storage
 from shared.adapters.table_state import RETRY_SETTINGS
 
 DEFAULT_TABLE = "twinbridgecheckpoints"
@@ -60,11 +60,4 @@ class TableCheckpoints:
         self._call(f"write checkpoint {name}", lambda: self.client.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
     def _call(self, what: str, operation: Callable[[], T]) -> T:
-        self._table.ensure(what)
-        try:
-            return operation()
-        except AzureError as exc:
-            transient = transient_storage_error(exc, what, "Table Storage")
-            if transient is None:
-                raise
-            raise transient from exc
+        return call_storage(self._table, what, "Table Storage", operation)

@@ -29,7 +29,6 @@ import orjson
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
-    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
@@ -37,7 +36,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.adapters.storage_calls import CreateOnce, transient_storage_error
+from shared.adapters.storage_calls import CreateOnce, call_storage
 from shared.errors import TransientError
 from shared.freshness import DELETED, Shadow
 from shared.ports import StateConflict
@@ -239,8 +238,7 @@ class TableStateStore:
 
     # ---- plumbing ----------------------------------------------------------------------------------------
     def _call(self, what: str, operation: Callable[[], T]) -> T:
-        self._table.ensure(what)
-        try:
+        def once_more_if_the_table_vanished() -> T:
             try:
                 return operation()
             except ResourceNotFoundError as exc:
@@ -249,13 +247,9 @@ class TableStateStore:
                 self._table.forget()  # deleted under us: create it again and retry once
                 self._table.ensure(what)
                 return operation()
-        except (StateConflict, ResourceModifiedError):
-            raise
-        except AzureError as exc:
-            transient = transient_storage_error(exc, what, "Table Storage")
-            if transient is None:
-                raise
-            raise transient from exc
+
+        # A 412 (ResourceModifiedError) is an answer about the data, not transient: it reaches the caller as is.
+        return call_storage(self._table, what, "Table Storage", once_more_if_the_table_vanished)
 
 
 def entity_etag(entity: Any) -> str:

@@ -3,7 +3,7 @@
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ServiceRequestError
 
-from shared.adapters.storage_calls import CreateOnce, transient_storage_error
+from shared.adapters.storage_calls import CreateOnce, call_storage, transient_storage_error
 from shared.errors import Code, TransientError
 
 
@@ -50,3 +50,25 @@ def test_create_once_tolerates_existing_and_reports_outages():
 
     with pytest.raises(TransientError):
         CreateOnce(down, "table").ensure("x")
+
+
+def test_call_storage_creates_first_raises_trouble_as_transient_and_answers_as_they_came():
+    created = []
+    target = CreateOnce(lambda: created.append("table"), "state table")
+    assert call_storage(target, "read x", "Table Storage", lambda: 7) == 7
+    assert created == ["table"]
+
+    def busy():
+        raise http_error(503)
+
+    with pytest.raises(TransientError, match="read x: HTTP 503 from Table Storage") as raised:
+        call_storage(target, "read x", "Table Storage", busy)
+    assert isinstance(raised.value.__cause__, HttpResponseError)
+
+    def modified():
+        raise http_error(412)
+
+    with pytest.raises(HttpResponseError) as answered:
+        call_storage(target, "save x", "Table Storage", modified)
+    assert answered.value.status_code == 412 and not isinstance(answered.value, TransientError)
+    assert created == ["table"]  # created once only
