@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive baseline (it takes ~L*events)")
     parser.add_argument("--replay-rss", type=int, metavar="N", help="only measure peak RSS of replaying N events")
     parser.add_argument("--core-only", action="store_true",
-                        help="only the core pipeline's figures (the bench runs itself so for the pure-Python figure)")
+                        help="only the core pipeline's figures (the bench uses it for the pure-Python figure)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.set_defaults(handler=run)
 
