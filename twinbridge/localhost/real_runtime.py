@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,13 +89,17 @@ class RealRuntime:
         import azure_functions_runtime as runtime
 
         self.runtime = runtime
+        # The proxy worker runs the verbs on one event loop of its own; invocations may overlap (the runtime runs
+        # sync functions in its thread pool), so callers from any thread submit to that loop.
         self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="functions-runtime", daemon=True)
+        self._thread.start()
         self.functions: dict[str, Any] = {}  # name → RpcFunctionMetadata
 
     def _call(self, verb: Any, **content: Any) -> Any:
         message = self.pb.StreamingMessage(request_id=str(uuid.uuid4()), **content)
         request = SimpleNamespace(request=message, properties={"host": "127.0.0.1", "protos": self.pb})
-        return self.loop.run_until_complete(verb(request))
+        return asyncio.run_coroutine_threadsafe(verb(request), self.loop).result()
 
     def _check(self, verb: str, response: Any) -> Any:
         if response.result.status != self.pb.StatusResult.Success:
@@ -152,7 +157,15 @@ class RealRuntime:
                           {b.name: typed_value(b.data) for b in response.output_data})
 
     def close(self) -> None:
-        self.loop.close()
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+
+    def versions(self) -> str:
+        import importlib.metadata as md
+
+        return (f"azure-functions-runtime {md.version('azure-functions-runtime')}, azure-functions "
+                f"{md.version('azure-functions')}, Python {sys.version.split()[0]}")
 
     # TypedData builders, shaped as the host sends them.
     def string(self, text: str) -> Any:
