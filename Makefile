@@ -82,7 +82,9 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-demo: native
+# The demo's local host runs on 3.13 through azure-functions-runtime when a 3.13 exists (twinbridge/commands/demo.py
+# picks .venv313), else on this venv's Python.
+demo: native $(if $(PY313),$(STAMP313))
 	$(BIN)/python -m twinbridge demo
 
 bench: native
