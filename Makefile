@@ -41,8 +41,9 @@ $(STAMP313): requirements.txt tests/runtime/requirements.txt
 REQUIRE_PY313 ?= 0
 runtime-test:
 ifeq ($(PY313),)
-	@echo "== real-runtime tier SKIPPED: no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2; \
-	  test "$(REQUIRE_PY313)" != 1
+	@if [ "$(REQUIRE_PY313)" = 1 ]; then \
+	  echo "== real-runtime tier cannot run: no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2; exit 1; fi; \
+	  echo "== real-runtime tier SKIPPED: no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2
 else
 	@$(MAKE) --no-print-directory $(STAMP313)
 	@echo "== real-runtime tier on $$($(VENV313)/bin/python --version) (azure-functions-runtime)"
