@@ -18,7 +18,6 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import os
 import sys
 import threading
 import uuid
@@ -205,7 +204,3 @@ def typed_value(data: Any) -> Any:
 def binding_json(meta: Any) -> list[dict[str, Any]]:
     """The function's bindings as the host reads them (raw_bindings: the function.json entries)."""
     return [json.loads(raw) for raw in meta.raw_bindings]
-
-
-def environment_snapshot() -> dict[str, str]:
-    return dict(os.environ)
