@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install native test unit lint typecheck demo bench clean
+.PHONY: install native test unit lint typecheck demo bench clean runtime-test
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,38 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $(NODE_STAMP)
 
 install: $(STAMP) $(if $(shell command -v npm),$(NODE_STAMP))
+
+# Python 3.13 for the real-runtime tier and the demo: the newest 3.13 under pyenv, else python3.13 on PATH
+# (discovered, never a fixed path; PY313=... overrides).
+PY313 ?= $(shell { ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3 | sort -V | tail -n1; \
+                   command -v python3.13; } 2>/dev/null | head -n1)
+VENV313 := .venv313
+STAMP313 := $(VENV313)/.installed
+# Built from requirements.txt ALONE first and every app module imported (tests/runtime/import_all.py: a package
+# imported but not declared fails here), then the tier's own tooling is added (tests/runtime/requirements.txt).
+$(STAMP313): requirements.txt tests/runtime/requirements.txt
+	@test -n "$(PY313)" || { echo "no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2; exit 1; }
+	rm -rf $(VENV313)
+	$(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	$(VENV313)/bin/python tests/runtime/import_all.py
+	cd tests/runtime && ../../$(VENV313)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP313)
+
+# The real-runtime tier (tests/runtime): every function indexed, loaded and invoked through azure-functions-runtime
+# on 3.13. Without a 3.13 it says so and skips — unless REQUIRE_PY313=1 (.ci/run), where that is a failure.
+REQUIRE_PY313 ?= 0
+runtime-test:
+ifeq ($(PY313),)
+	@if [ "$(REQUIRE_PY313)" = 1 ]; then \
+	  echo "== real-runtime tier cannot run: no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2; exit 1; fi; \
+	  echo "== real-runtime tier SKIPPED: no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2
+else
+	@$(MAKE) --no-print-directory $(STAMP313)
+	@echo "== real-runtime tier on $$($(VENV313)/bin/python --version) (azure-functions-runtime)"
+	@TWINBRIDGE_REQUIRE_REAL_RUNTIME=1 TWINBRIDGE_PURE_PYTHON=1 $(VENV313)/bin/python -m pytest -q -p no:cacheprovider \
+	  tests/runtime; $(PYTEST_OR_SAY)
+endif
 
 # The compiled core (shared/native.py): rebuilt when a compiled module's source changes. NATIVE=0 skips it (no C
 # compiler): the sources then run as they are, only slower.
@@ -40,6 +72,7 @@ test: native
 	@TWINBRIDGE_EXPECT_NATIVE=$(NATIVE) $(BIN)/python -m pytest -q; $(PYTEST_OR_SAY)
 	@echo "== again on the pure-Python core (TWINBRIDGE_PURE_PYTHON=1), fast tier"
 	@TWINBRIDGE_PURE_PYTHON=1 $(BIN)/python -m pytest -q -m "not integration"; $(PYTEST_OR_SAY)
+	@$(MAKE) --no-print-directory runtime-test
 
 unit: install
 	$(BIN)/python -m pytest -q -m "not integration"
@@ -50,11 +83,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-demo: native
+# The demo's local host runs on 3.13 through azure-functions-runtime when a 3.13 exists (twinbridge/commands/demo.py
+# picks .venv313), else on this venv's Python.
+demo: native $(if $(PY313),$(STAMP313))
 	$(BIN)/python -m twinbridge demo
 
 bench: native
 	$(BIN)/python -m twinbridge bench
 
 clean:
-	rm -rf $(VENV) node_modules .build .pytest_cache .mypy_cache .ruff_cache .hypothesis .run
+	rm -rf $(VENV) $(VENV313) node_modules .build .pytest_cache .mypy_cache .ruff_cache .hypothesis .run

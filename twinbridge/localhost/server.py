@@ -132,7 +132,7 @@ class LocalHostApp:
                 self.stats.invocation(function.name, False)
                 return False
             detail = f"id={event.get('id')}" if isinstance(event, dict) else ""
-            return self.invoker.invoke(function, decoded, detail).ok
+            return self.invoker.invoke(function, decoded, detail, raw=event).ok
 
         results = list(self.pool.map(one, events))
         failed = results.count(False)
@@ -196,7 +196,7 @@ class LocalHostApp:
             value = trigger_value(function, text)
         except Exception as exc:  # bad input for this trigger's binding
             return _text(f"cannot bind input for {function.trigger_type}: {exc}", 400)
-        outcome = self.invoker.invoke(function, value, "admin")
+        outcome = self.invoker.invoke(function, value, "admin", raw=text)
         # Core Tools answers 202 before the function runs; this host runs it first so failures are visible.
         return Response(status=202) if outcome.ok else _text(f"invocation failed: {outcome.error}", 500)
 
