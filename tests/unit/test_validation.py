@@ -36,6 +36,17 @@ def test_sequence_number_is_a_hex_number():
     assert validate_event(lower, read_envelope(lower)).sequence == 0x1D4
 
 
+def test_sequence_numbers_longer_than_iot_hubs_256_bits_are_refused():
+    raw = load_event("device_connected")
+    longest = dict(raw, data={**raw["data"], "deviceConnectionStateEventInfo": {"sequenceNumber": "F" * 64}})
+    assert validate_event(longest, read_envelope(longest)).sequence == 2**256 - 1
+    longer = dict(raw, data={**raw["data"], "deviceConnectionStateEventInfo": {"sequenceNumber": "0" + "F" * 64}})
+    with pytest.raises(PermanentError) as caught:
+        validate_event(longer, read_envelope(longer))
+    assert caught.value.code is Code.SCHEMA_INVALID
+    assert caught.value.path == "data.deviceConnectionStateEventInfo.sequenceNumber"
+
+
 def test_one_error_lists_every_problem_with_its_path():
     raw = load_event("device_created")
     raw["eventTime"] = "not a time"
