@@ -8,10 +8,10 @@ import string
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 import responses
 from azure.data.tables import TableClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.adapters.memory_state import MemoryStateStore
 from shared.adapters.table_state import (
