@@ -98,3 +98,23 @@ def test_module_telemetry_carries_the_module_id():
     raw = load_event("device_telemetry")
     raw["data"]["systemProperties"]["iothub-connection-module-id"] = "tempSensor"
     assert validate_event(raw, read_envelope(raw)).module_id == "tempSensor"
+
+
+@pytest.mark.parametrize(("where", "value", "path"), [
+    (("data", "body"), 5, "data.body"),
+    (("data", "systemProperties", "iothub-connection-module-id"), 5,
+     "data.systemProperties.iothub-connection-module-id"),
+    (("data", "properties"), {"a": [1]}, "data.properties.a"),
+    (("data", "systemProperties", "iothub-connection-device-id"), "bad/id",
+     "data.systemProperties.iothub-connection-device-id"),
+])
+def test_field_paths_name_fields_of_the_event_never_pydantic_internals(where, value, path):
+    raw = load_event("device_telemetry")
+    target = raw
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    with pytest.raises(PermanentError) as caught:
+        validate_event(raw, read_envelope(raw))
+    assert [p.path for p in caught.value.problems] == [path]  # one problem per field, unions merged
+    assert "[" not in caught.value.problems[0].path and "str" not in caught.value.problems[0].path.split(".")
