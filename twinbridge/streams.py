@@ -29,6 +29,8 @@ MAX_ELEMENT_BYTES = 16 * 1024 * 1024  # far above Event Grid's 1 MB per event: b
 _STRUCTURAL = re.compile(rb'["{}\[\],]')
 _STRING_END = re.compile(rb'["\\]')
 _NOT_SPACE = re.compile(rb"[^ \t\r\n]")
+_FAST_TRIES = 32
+_ELEMENT_END = re.compile(rb"[}\]](?=[ \t\r\n]*[,\]])")  # a closing bracket followed by ',' or ']'
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,16 @@ class _Scanner:
                 return start
             if self.buf[start:start + 1] == b"]":
                 return start + 1
+            fast = self._fast(start, in_array=True)
+            if fast is not None:
+                after = self.skip_space(fast[1])
+                follower = self.buf[after:after + 1]
+                if follower in (b",", b"]"):
+                    yield fast[0], fast[1] - start
+                    if follower == b"]":
+                        return after + 1
+                    pos = after + 1
+                    continue
             end, closer = self._scan(start, in_array=True)
             raw = bytes(self.buf[start:end]).strip() if end - start <= MAX_ELEMENT_BYTES else None
             if raw is None:
@@ -124,6 +136,10 @@ class _Scanner:
     def _value(self, start: int) -> _Elements:
         """One top-level value (JSON Lines, a lone or pretty-printed object); the position after it."""
         lead = self.buf[start:start + 1]
+        fast = self._fast(start, in_array=False)
+        if fast is not None:
+            yield fast[0], fast[1] - start
+            return fast[1]
         if lead in (b"{", b"["):
             end, _ = self._scan(start, in_array=False)
         else:  # a scalar or garbage: up to the end of its line
@@ -147,6 +163,40 @@ class _Scanner:
             return end
         yield value, len(raw)
         return end
+
+    def _fast(self, start: int, *, in_array: bool) -> tuple[Any, int] | None:
+        """The common case, cheaply: (value, end) of a well-formed object or array starting at ``start``. The first
+        prefix up to a closing bracket that orjson reads is the whole value (a prefix that stops at an inner bracket
+        or inside a string is not valid JSON), so a few C-speed attempts replace a scan in Python: the rest of the
+        line first (JSON Lines), then, in an array, each bracket followed by ',' or ']'. None when none of the first
+        ``_FAST_TRIES`` reads: the scanner decides, slowly and exactly."""
+        closer = {b"{": b"}", b"[": b"]"}.get(self.buf[start:start + 1])
+        if closer is None:
+            return None
+        if not in_array:
+            newline = self.buf.find(b"\n", start)
+            end = self.size if newline < 0 else newline
+            if end - start < MAX_ELEMENT_BYTES:
+                line = self.buf[start:end].rstrip()
+                if line.endswith(closer):
+                    try:
+                        return orjson.loads(line), start + len(line)
+                    except orjson.JSONDecodeError:
+                        pass
+            return None
+        pos = start
+        for _ in range(_FAST_TRIES):
+            found = _ELEMENT_END.search(self.buf, pos)
+            if found is None or found.start() - start >= MAX_ELEMENT_BYTES:
+                return None
+            candidate = found.start()
+            if self.buf[candidate:candidate + 1] == closer:
+                try:
+                    return orjson.loads(self.buf[start:candidate + 1]), candidate + 1
+                except orjson.JSONDecodeError:
+                    pass
+            pos = candidate + 1
+        return None
 
     def _scan(self, pos: int, *, in_array: bool) -> tuple[int, bytes | None]:
         """Where the element starting at ``pos`` ends, and what ends it: in an array the ',' or ']' at its level
