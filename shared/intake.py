@@ -20,6 +20,7 @@ from shared.errors import Code, PermanentError
 from shared.events import IotHubEvent, Kind
 from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent
 from shared.guard import Guard, check_subject
+from shared.json_elements import Unparsable
 from shared.mapping import Mapper, TwinTarget
 from shared.timeparse import TICKS_PER_SECOND, ticks_to_iso, unix_to_ticks
 from shared.validation import Envelope, read_envelope, validate_event
@@ -60,6 +61,8 @@ class Intake:
 
     def accept(self, raw: Any, size: int | None = None) -> Accepted | Filtered:
         """Raises PermanentError (with code and field path) when the event must be quarantined."""
+        if type(raw) is Unparsable:  # an element of a body or file that is not JSON (shared/json_elements.py)
+            raise PermanentError.at(Code.MALFORMED_JSON, f"line {raw.line}", raw.error)
         # Always serialized once, even when the door knows the size: what cannot be written as JSON (by the state
         # store, the twin store or the quarantine) must stop here, with its path, not raise later and take the batch.
         serialized = check_representable(raw)
