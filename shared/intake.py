@@ -115,6 +115,7 @@ class Intake:
 
 # orjson writes at most this many levels of nesting (its documented recursion limit is 254).
 MAX_NESTING = 254
+MAX_PATH_CHARS = 120
 _INT64 = range(-(2**63), 2**64)  # what orjson writes: signed 64 bits, and unsigned up to 2**64 - 1
 
 
@@ -129,6 +130,8 @@ def check_representable(raw: Any) -> int:
     except (TypeError, orjson.JSONEncodeError) as exc:
         found = find_unsupported(raw)
         path, reason = found if found is not None else ("", f"event holds a value JSON cannot carry: {exc}")
+        if len(path) > MAX_PATH_CHARS:  # 254 levels of keys: where it starts says enough
+            path = path[:MAX_PATH_CHARS] + "…"
         raise PermanentError.at(Code.UNSUPPORTED_VALUE, path, reason) from None
 
 

@@ -143,11 +143,19 @@ def test_webhook(bad: dict[str, Any]) -> None:
         use_app(None)
 
 
+def _event_time(text: Any) -> datetime.datetime:
+    """The binding hands the envelope's time over as a datetime (what it cannot parse is the doors' concern)."""
+    try:
+        return datetime.datetime.fromisoformat(str(text)[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return datetime.datetime(2026, 11, 23, 10, tzinfo=datetime.UTC)
+
+
 def as_trigger_event(raw: dict[str, Any]) -> func.EventGridEvent:
     """What the binding hands the function: the envelope's fields as they came, ``data`` parsed."""
     return func.EventGridEvent(id=raw.get("id"), topic=raw.get("topic") or raw.get("source"),
                                subject=raw.get("subject"), event_type=raw.get("eventType") or raw.get("type"),
-                               event_time=datetime.datetime(2026, 11, 23, 10, tzinfo=datetime.UTC),
+                               event_time=_event_time(raw.get("eventTime")),
                                data=raw.get("data"), data_version=raw.get("dataVersion") or "1")
 
 
@@ -221,3 +229,41 @@ def test_the_strategies_reach_what_they_claim() -> None:
 
     collect()
     assert seen == {"deep", "non-finite", "big int", "surrogate"}
+
+
+def _telemetry_with(value: Any) -> dict[str, Any]:
+    return factory.telemetry("victim", {"temperature": 5.0, "x": value}, event_id="victim")
+
+
+SAME_CODE_CASES = {
+    "NaN in the body": (place(_telemetry_with(1), ("data", "body", "temperature"), math.nan), "UNSUPPORTED_VALUE",
+                        "data.body.temperature"),
+    "lone surrogate in the body": (_telemetry_with("\ud800"), "UNSUPPORTED_VALUE", "data.body.x"),
+    "300 levels deep": (_telemetry_with(nested(300)), "UNSUPPORTED_VALUE", "data.body.x"),
+    "body of the wrong type": (place(_telemetry_with(1), ("data", "body"), 5), "SCHEMA_INVALID", "data.body"),
+    "sequence number too long": (place(factory.connection("victim", 1), ("data", "deviceConnectionStateEventInfo",
+                                                                         "sequenceNumber"), "1" * 65),
+                                 "SCHEMA_INVALID", "data.deviceConnectionStateEventInfo.sequenceNumber"),
+    "from the future": (place(factory.lifecycle("victim"), ("eventTime",), "9999-12-31T23:59:59Z"),
+                        "FUTURE_TIMESTAMP", "eventTime"),
+}
+
+
+def test_one_code_and_path_per_problem_on_every_event_grid_door() -> None:
+    for name, (event, code, path) in SAME_CODE_CASES.items():
+        got = {}
+        for door in ("webhook", "trigger"):
+            app = make_app()
+            use_app(app)
+            try:
+                if door == "webhook":
+                    response = handle(post(b"[" + lenient_json(event) + b"]"))
+                    assert response.status_code == 200, (name, response.get_body())
+                else:
+                    ingest_iothub_events(as_trigger_event(event))
+                got[door] = [(r.code, r.problems[0]["path"]) for r in app.quarantine]  # type: ignore[attr-defined]
+            finally:
+                use_app(None)
+        assert got["webhook"] == got["trigger"], name
+        assert len(got["webhook"]) == 1 and got["webhook"][0][0] == code, name
+        assert got["webhook"][0][1].startswith(path) and len(got["webhook"][0][1]) <= 121, name
