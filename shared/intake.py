@@ -85,15 +85,17 @@ class Intake:
     def _check_not_future(self, event: IotHubEvent, envelope: Envelope) -> None:
         """An ordering timestamp beyond now + the allowed skew would win over every real event until that date."""
         limit = unix_to_ticks(self._clock()) + self._skew_ticks
-        checks = [(envelope.names["time"], event.event_ticks)]
-        if event.enqueued_ticks is not None:
-            checks.append(("data.systemProperties.iothub-enqueuedtime", event.enqueued_ticks))
-        for path, ticks in checks:
-            if ticks > limit:
-                raise PermanentError.at(
-                    Code.FUTURE_TIMESTAMP, path,
-                    f"{ticks_to_iso(ticks)} is later than now + {self._skew_ticks // TICKS_PER_SECOND} s "
-                    "(limits.max_clock_skew_seconds)")
+        if event.event_ticks > limit:
+            self._future(envelope.names["time"], event.event_ticks)
+        enqueued = event.enqueued_ticks
+        if enqueued is not None and enqueued > limit:
+            self._future("data.systemProperties.iothub-enqueuedtime", enqueued)
+
+    def _future(self, path: str, ticks: int) -> None:
+        raise PermanentError.at(
+            Code.FUTURE_TIMESTAMP, path,
+            f"{ticks_to_iso(ticks)} is later than now + {self._skew_ticks // TICKS_PER_SECOND} s "
+            "(limits.max_clock_skew_seconds)")
 
     def _intent(self, event: IotHubEvent, target: TwinTarget) -> Intent:
         kind = event.kind
