@@ -49,6 +49,13 @@ def json_safe(value: Any) -> Any:
     never raises."""
     if not isinstance(value, dict | list | tuple):
         return _safe_scalar(value)
+    try:
+        return _copy_containers(value)
+    except Exception:  # e.g. a mapping whose items() raises: the record is still made
+        return f"<{type(value).__name__} that cannot be shown>"
+
+
+def _copy_containers(value: Any) -> Any:
     root: list[Any] = [None]
     # (container to copy, where its copy goes: (parent, key), depth)
     stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 1)]
@@ -57,10 +64,15 @@ def json_safe(value: Any) -> Any:
         if depth > MAX_DEPTH:
             parent[key] = f"<nested deeper than {MAX_DEPTH} levels>"
             continue
+        try:  # each container on its own: one that fails when read (a foreign mapping) is shown as such
+            pairs = list(source.items()) if isinstance(source, dict) else list(enumerate(source))
+        except Exception:  # a foreign container that cannot be read
+            parent[key] = f"<{type(source).__name__} that cannot be shown>"
+            continue
         if isinstance(source, dict):
             out_dict: dict[str, Any] = {}
             parent[key] = out_dict
-            for k, v in source.items():
+            for k, v in pairs:
                 name = k if isinstance(k, str) else str(_safe_scalar(k))
                 name = _safe_text(name)
                 if isinstance(v, dict | list | tuple):
@@ -69,9 +81,9 @@ def json_safe(value: Any) -> Any:
                 else:
                     out_dict[name] = _safe_scalar(v)
         else:
-            out_list: list[Any] = [None] * len(source)
+            out_list: list[Any] = [None] * len(pairs)
             parent[key] = out_list
-            for i, v in enumerate(source):
+            for i, v in pairs:
                 if isinstance(v, dict | list | tuple):
                     stack.append((v, out_list, i, depth + 1))
                 else:

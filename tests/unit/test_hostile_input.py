@@ -165,3 +165,13 @@ def test_the_skew_is_configurable() -> None:
     tight = rig_at("2026-11-23T09:59:00Z", limits={"max_clock_skew_seconds": 30})
     assert tight.pipeline.process([event]).results[0].code == "FUTURE_TIMESTAMP"
     assert AppConfig.from_data({}).limits.max_clock_skew_seconds == 3600
+
+
+def test_json_safe_survives_containers_that_fail_when_read() -> None:
+    class Broken(dict):  # type: ignore[type-arg]
+        def items(self):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no")
+
+    assert json_safe(Broken(a=1)) == "<Broken that cannot be shown>"
+    record = build_record({"id": "e", "data": Broken(a=1)}, PermanentError.at(Code.INTAKE_FAILED, "", "x"))
+    assert record.event_id == "e"
