@@ -20,6 +20,7 @@ import azure.functions as func
 import orjson
 
 from functions.runtime import current_app
+from shared.gc_tuning import note_input
 from shared.observability import log_batch
 
 bp = func.Blueprint()
@@ -59,6 +60,7 @@ def parse_delivered(event: str | bytes | func.EventGridEvent | func.CloudEvent) 
 @bp.event_grid_trigger(arg_name="event")
 def ingest_iothub_events(event: str) -> None:
     parsed, size = parse_delivered(event)
+    note_input(size or 0)  # large events: cyclic garbage collected by bytes, not only by object count
     events = [parsed]
     report = current_app().pipeline.process(events, [size])
     log_batch(report, door="ingest_iothub_events", events=events)

@@ -67,6 +67,10 @@ class LocalHostApp:
         except Exception:  # a bug in the host itself: keep serving, say so
             log.exception("host error on %s %s", request.method, request.path)
             response = _text("local host error (see its log)", 500)
+        finally:
+            # werkzeug's Request keeps itself in environ["werkzeug.request"]: a reference cycle per request that
+            # holds the cached body (up to 1 MB) until the cyclic collector runs. Break it now (issue 15 §3).
+            environ.pop("werkzeug.request", None)
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
