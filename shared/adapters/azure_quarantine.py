@@ -24,7 +24,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
-from shared.adapters.storage_calls import CreateOnce, call_storage
+from shared.adapters.storage_calls import CreateOnce, call_storage, client_options
 from shared.ports import QuarantineRecord
 
 DEFAULT_CONTAINER = "twinbridge-quarantine"
@@ -47,7 +47,8 @@ class BlobQuarantine:
     @classmethod
     def from_connection_string(cls, connection: str, container: str = DEFAULT_CONTAINER,
                                **client_kwargs: Any) -> BlobQuarantine:
-        service = BlobServiceClient.from_connection_string(connection, **{**RETRY_SETTINGS, **client_kwargs})
+        options = client_options({**RETRY_SETTINGS, **client_kwargs}, blob=True)
+        service = BlobServiceClient.from_connection_string(connection, **options)
         return cls(service.get_container_client(container))
 
     @classmethod
@@ -59,7 +60,7 @@ class BlobQuarantine:
 
             credential = DefaultAzureCredential()
         service = BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential,
-                                    **RETRY_SETTINGS)
+                                    **client_options(RETRY_SETTINGS, blob=True))
         return cls(service.get_container_client(container))
 
     # ---- Quarantine port ---------------------------------------------------------------------------------
