@@ -28,6 +28,7 @@ class Code(StrEnum):
     BODY_NOT_JSON = "BODY_NOT_JSON"
     VALUE_TOO_LARGE = "VALUE_TOO_LARGE"
     MAPPING_FAILED = "MAPPING_FAILED"
+    DEAD_LETTERED = "DEAD_LETTERED"  # Event Grid gave up delivering it (its dead-letter blob, collected: issue 15)
     # permanent: the twin side
     TWIN_NOT_FOUND = "TWIN_NOT_FOUND"
     TWIN_REJECTED = "TWIN_REJECTED"
