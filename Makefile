@@ -69,6 +69,8 @@ PYTEST_OR_SAY = rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests:
 test: native
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	@test -x .venv-checkov/bin/checkov || ($(PY) -m venv .venv-checkov && .venv-checkov/bin/pip install -q -r requirements-checkov.txt)
+	.venv-checkov/bin/checkov -d infra --framework arm --compact --quiet  # skips carry their reasons: docs/deploy.md
 	@TWINBRIDGE_EXPECT_NATIVE=$(NATIVE) $(BIN)/python -m pytest -q; $(PYTEST_OR_SAY)
 	@echo "== again on the pure-Python core (TWINBRIDGE_PURE_PYTHON=1), fast tier"
 	@TWINBRIDGE_PURE_PYTHON=1 $(BIN)/python -m pytest -q -m "not integration"; $(PYTEST_OR_SAY)

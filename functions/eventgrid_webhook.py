@@ -15,6 +15,7 @@ import azure.functions as func
 from functions.runtime import current_app
 from shared.door_settings import DoorSettings
 from shared.errors import TransientError
+from shared.gc_tuning import note_input
 from shared.webhook import Deliver, Reply, WebhookPolicy, batch_reply, decide_post, options_reply, transient_reply
 from shared.webhook_auth import KeySource, TokenPolicy, TokenRejected, verify_bearer
 
@@ -67,7 +68,9 @@ def handle(req: func.HttpRequest) -> func.HttpResponse:
     refused = check_token(req, doors)
     if refused is not None:
         return to_response(refused)
-    decision = decide_post(req.headers, req.get_body(), policy)
+    body = req.get_body()
+    note_input(len(body))  # large bodies: cyclic garbage collected by bytes, not only by object count
+    decision = decide_post(req.headers, body, policy)
     if isinstance(decision, Reply):
         return to_response(decision)
     assert isinstance(decision, Deliver)

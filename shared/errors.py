@@ -34,6 +34,7 @@ class Code(StrEnum):
     UNSUPPORTED_VALUE = "UNSUPPORTED_VALUE"
     FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
     INTAKE_FAILED = "INTAKE_FAILED"
+    DEAD_LETTERED = "DEAD_LETTERED"  # Event Grid gave up delivering it (its dead-letter blob, collected: issue 15)
     # permanent: the twin side
     TWIN_NOT_FOUND = "TWIN_NOT_FOUND"
     TWIN_REJECTED = "TWIN_REJECTED"
