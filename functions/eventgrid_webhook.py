@@ -2,7 +2,7 @@
 
 Why a webhook as well as the Event Grid trigger: the Python trigger gets one event per invocation and cannot
 choose its status code. Here a delivered array is one pipeline batch (patches coalesced per twin) and the status
-code follows Event Grid's retry rules. Decisions live in ``shared/webhook.py``; this is translation only.
+code follows Event Grid's retry rules. Decisions live in ``shared/doors/webhook.py``; this is translation only.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from functools import cache
 import azure.functions as func
 
 from functions.runtime import current_app
-from shared.door_settings import DoorSettings
+from shared.doors.webhook import Deliver, Reply, WebhookPolicy, batch_reply, decide_post, options_reply, transient_reply
+from shared.doors.webhook_auth import KeySource, TokenPolicy, TokenRejected, verify_bearer
 from shared.errors import TransientError
-from shared.webhook import Deliver, Reply, WebhookPolicy, batch_reply, decide_post, options_reply, transient_reply
-from shared.webhook_auth import KeySource, TokenPolicy, TokenRejected, verify_bearer
+from shared.settings.doors import DoorSettings
 
 log = logging.getLogger("twinbridge.webhook")
 
@@ -30,7 +30,7 @@ def policy_from(doors: DoorSettings) -> WebhookPolicy:
 
 @cache
 def _key_source(url: str) -> KeySource:
-    from shared.adapters.entra_jwks import JwksKeys
+    from shared.adapters.token_keys.entra_jwks import JwksKeys
 
     return JwksKeys(url)
 

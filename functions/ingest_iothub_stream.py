@@ -1,8 +1,8 @@
 """Door: IoT Hub's built-in Event Hubs endpoint (telemetry, and lifecycle/connection events routed there).
 
 Batches of up to ``host.json``'s ``maxEventBatchSize`` messages from one partition, in partition order. Each
-message becomes an Event Grid-shaped event (``shared/iothub_stream.py``); the events go through the pipeline in
-chunks of ``IOTHUB_STREAM_CHUNK`` (patches coalesced per twin within a chunk). Permanent failures are
+message becomes an Event Grid-shaped event (``shared/doors/eventhub_messages.py``); the events go through the
+pipeline in chunks of ``IOTHUB_STREAM_CHUNK`` (patches coalesced per twin within a chunk). Permanent failures are
 quarantined; at the first chunk with a transient failure the door stops and raises, so the retry policy runs
 the whole batch again — everything already applied is a duplicate (same event ids) and writes nothing.
 """
@@ -17,8 +17,8 @@ from typing import Any
 import azure.functions as func
 
 from functions.runtime import current_app
+from shared.doors.eventhub_messages import Ignored, StreamMessage, to_event
 from shared.errors import PermanentError, TransientError
-from shared.iothub_stream import Ignored, StreamMessage, to_event
 
 log = logging.getLogger("twinbridge.stream")
 

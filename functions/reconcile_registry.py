@@ -1,4 +1,4 @@
-"""Door: the periodic registry reconcile (timer, ``%RECONCILE_SCHEDULE%``), see shared/reconcile.py.
+"""Door: the periodic registry reconcile (timer, ``%RECONCILE_SCHEDULE%``), see shared/reconcile/decisions.py.
 
 ``use_monitor`` keeps the schedule across restarts (a missed run happens once the host is back); runs never
 overlap because the timer trigger holds a singleton lock. The registry client is built on first use.
@@ -12,13 +12,13 @@ from collections.abc import Callable
 import azure.functions as func
 
 from functions.runtime import current_app
-from shared.door_settings import DoorSettings
 from shared.egress.ports import ForwardingStore
+from shared.ingest.timeparse import TICKS_PER_SECOND
 from shared.ports import ExpiringStateStore
-from shared.reconcile import ReconcileOptions, Registry
-from shared.reconcile_run import Reconciler, RunReport, utc_now_ticks
-from shared.settings import Settings
-from shared.timeparse import TICKS_PER_SECOND
+from shared.reconcile.decisions import ReconcileOptions, Registry
+from shared.reconcile.run import Reconciler, RunReport, utc_now_ticks
+from shared.settings.doors import DoorSettings
+from shared.settings.environment import Settings
 from shared.wiring import App, build_forwarding_store
 
 log = logging.getLogger("twinbridge.reconcile")
@@ -48,7 +48,7 @@ def hub_name(doors: DoorSettings) -> str | None:
 
 
 def build_registry(doors: DoorSettings) -> Registry:
-    from shared.adapters.iothub_registry import IotHubRegistry
+    from shared.adapters.registry.iothub import IotHubRegistry
 
     return IotHubRegistry.from_settings(doors.iothub_host_name, doors.iothub_connection_string)
 

@@ -36,21 +36,21 @@ RUNTIME_MODULE = f"{RUNTIME_GROUP}__mypyc"
 PURE_PYTHON_ENV = "TWINBRIDGE_PURE_PYTHON"
 
 # The per-event path. Not compiled: adapters (tests wrap and subclass them, which compiled classes refuse), modules
-# pydantic must read as Python classes (shared.event_schemas), and what runs once per process (config, wiring).
+# pydantic must read as Python classes (shared.ingest.schemas), and what runs once per process (config, wiring).
 COMPILED_MODULES: tuple[str, ...] = (
     "shared.errors",
-    "shared.events",
-    "shared.timeparse",
-    "shared.guard",
-    "shared.validation",
-    "shared.decode",
-    "shared.dtdl",
-    "shared.mapping",
-    "shared.freshness",
-    "shared.plan",
-    "shared.intake",
-    "shared.apply",
-    "shared.pipeline",
+    "shared.ingest.events",
+    "shared.ingest.timeparse",
+    "shared.ingest.guard",
+    "shared.ingest.validation",
+    "shared.ingest.decode",
+    "shared.ingest.dtdl",
+    "shared.ingest.mapping",
+    "shared.twins.freshness",
+    "shared.twins.patch_plan",
+    "shared.ingest.intake",
+    "shared.twins.applier",
+    "shared.twins.pipeline",
 )
 
 

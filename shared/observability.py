@@ -25,7 +25,7 @@ from typing import Any, Final
 import orjson
 
 from shared.errors import Outcome
-from shared.pipeline import BatchReport, EventResult
+from shared.twins.pipeline import BatchReport, EventResult
 
 __all__ = [
     "ADT_CALLS",

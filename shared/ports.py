@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from shared.freshness import Shadow
+from shared.twins.freshness import Shadow
 
 
 class TwinConflict(Exception):

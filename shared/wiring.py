@@ -11,18 +11,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from shared import native
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
-from shared.adapters.memory_checkpoints import MemoryCheckpoints
-from shared.adapters.memory_state import MemoryStateStore
-from shared.config import AppConfig
-from shared.dtdl import ModelCatalog
+from shared.adapters.checkpoints.memory import MemoryCheckpoints
+from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import ConfigError, Problem
-from shared.filter_config import build_event_filter
-from shared.gc_tuning import tune_gc
-from shared.pipeline import Pipeline
+from shared.filters.config import build_event_filter
+from shared.ingest.dtdl import ModelCatalog
 from shared.ports import Checkpoints, Quarantine, StateStore, TwinStore
-from shared.settings import APP_ROOT, Settings
+from shared.settings.app_config import AppConfig
+from shared.settings.environment import APP_ROOT, Settings
+from shared.settings.gc_tuning import tune_gc
+from shared.twins.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from shared.egress.ports import ForwardingStore
@@ -77,7 +77,7 @@ def load_catalog(settings: Settings, config: AppConfig) -> ModelCatalog:
 
 def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
     if settings.adt_url:
-        from shared.adapters.adt_twins import AdtTwinStore
+        from shared.adapters.twins.adt import AdtTwinStore
 
         return AdtTwinStore.from_url(settings.adt_url)
     return EmbeddedTwinGraph(catalog, settings.twin_db)
@@ -98,7 +98,7 @@ def build_state_store(settings: Settings) -> StateStore:
     if settings.state_store == "memory":
         return MemoryStateStore()
     if settings.state_store == "table":
-        from shared.adapters.table_state import TableStateStore
+        from shared.adapters.state.table import TableStateStore
 
         table = settings.state_table
         return on_storage(settings, "TWINBRIDGE_STATE_STORE", "state store 'table'",
@@ -110,7 +110,7 @@ def build_state_store(settings: Settings) -> StateStore:
 def build_quarantine(settings: Settings) -> Quarantine:
     kind = settings.quarantine_store or ("jsonl" if settings.quarantine_file else "memory")
     if kind == "blob":
-        from shared.adapters.azure_quarantine import BlobQuarantine
+        from shared.adapters.quarantine.blob import BlobQuarantine
 
         container = settings.quarantine_container
         return on_storage(settings, "TWINBRIDGE_QUARANTINE", "quarantine 'blob'",
@@ -142,12 +142,12 @@ def build_egress(app: App) -> EgressRouter:
 
 def build_forwarding_store(settings: Settings) -> ForwardingStore:
     """Egress forwarding records: per process (memory) or shared by every instance (Table Storage)."""
-    from shared.adapters.forwarding_memory import MemoryForwardingStore
+    from shared.adapters.forwarding.memory import MemoryForwardingStore
 
     if settings.forwarding_store == "memory":
         return MemoryForwardingStore()
     if settings.forwarding_store == "table":
-        from shared.adapters.forwarding_table import TableForwardingStore
+        from shared.adapters.forwarding.table import TableForwardingStore
 
         table = settings.forwarding_table
         store: ForwardingStore = on_storage(
@@ -174,7 +174,8 @@ def build_app(settings: Settings | None = None) -> App:
                         known_twins=settings.known_twins,
                         event_filter=event_filter.check if event_filter else None)
     app = App(settings, config, catalog, twins, state, quarantine, pipeline, checkpoints=build_checkpoints(settings))
-    tune_gc(settings.gc_gen0)  # once built: what exists now is frozen out of later collections (shared/gc_tuning.py)
+    # Once built: what exists now is frozen out of later collections (shared/settings/gc_tuning.py).
+    tune_gc(settings.gc_gen0)
     log.info("%s", native.describe())  # which core runs here, and why (shared/native.py)
     return app
 
@@ -183,7 +184,7 @@ def build_checkpoints(settings: Settings) -> Checkpoints:
     """Durable with the durable state store: a Function App's resume points must survive restarts."""
     if settings.state_store != "table":
         return MemoryCheckpoints()
-    from shared.adapters.table_checkpoints import TableCheckpoints
+    from shared.adapters.checkpoints.table import TableCheckpoints
 
     return on_storage(settings, "TWINBRIDGE_STATE_STORE", "checkpoints on table",
                       TableCheckpoints.from_connection_string, TableCheckpoints.from_account)

@@ -27,16 +27,10 @@ from typing import Any
 
 import orjson
 
-from shared.decode import is_json_content
 from shared.errors import Code, PermanentError
-from shared.events import (
-    DEVICE_CONNECTED,
-    DEVICE_CREATED,
-    DEVICE_DELETED,
-    DEVICE_DISCONNECTED,
-    DEVICE_TELEMETRY,
-)
-from shared.timeparse import parse_ticks, ticks_to_iso
+from shared.ingest.decode import is_json_content
+from shared.ingest.events import DEVICE_CONNECTED, DEVICE_CREATED, DEVICE_DELETED, DEVICE_DISCONNECTED, DEVICE_TELEMETRY
+from shared.ingest.timeparse import parse_ticks, ticks_to_iso
 
 TELEMETRY_SOURCE = "telemetry"
 CONNECTION_SOURCE = "deviceconnectionstateevents"

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from shared.errors import Outcome
-from shared.pipeline import BatchReport
+from shared.twins.pipeline import BatchReport
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 NOTIFICATION = "notification"

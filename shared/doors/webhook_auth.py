@@ -4,7 +4,7 @@ When ``WEBHOOK_AUTH_AUDIENCE`` is set, every POST must carry ``Authorization: Be
 of the configured JWKS (RS256 only), is within its validity window, has one of the configured audiences and
 issuers, and — by default — carries the app role ``AzureEventGridSecureWebhookSubscriber`` that the Event Grid
 service principal is assigned in the webhook's app registration. Keys come from a ``KeySource`` (the JWKS adapter
-in ``shared/adapters/entra_jwks.py`` fetches and caches them), so this module stays pure.
+in ``shared/adapters/token_keys/entra_jwks.py`` fetches and caches them), so this module stays pure.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from shared.filters import FilterError, SubscriptionFilter
-from shared.routing_query import QuerySyntaxError, RoutingQuery, compile_routing_query
+from shared.filters.event_grid import FilterError, SubscriptionFilter
+from shared.filters.iothub_query import QuerySyntaxError, RoutingQuery, compile_routing_query
 
 __all__ = ["TELEMETRY_EVENT_TYPE", "EventFilter", "build_event_filter"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from shared.errors import Code, PermanentError
-from shared.events import IotHubEvent
+from shared.ingest.events import IotHubEvent
 
 _BODY = "data.body"
 

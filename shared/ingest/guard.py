@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from shared.config import ANY_IOT_HUB, AppConfig
 from shared.errors import Code, PermanentError
-from shared.events import IotHubEvent
-from shared.validation import Envelope
+from shared.ingest.events import IotHubEvent
+from shared.ingest.validation import Envelope
+from shared.settings.app_config import ANY_IOT_HUB, AppConfig
 
 # Any IoT Hub resource id: /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Devices/IotHubs/{hub}
 _VERDICTS_LIMIT = 1024

@@ -13,16 +13,16 @@ from typing import Any
 
 import orjson
 
-from shared.config import AppConfig
-from shared.decode import decode_body
 from shared.errors import Code, PermanentError
-from shared.events import IotHubEvent, Kind
-from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent
-from shared.guard import Guard, check_subject
-from shared.mapping import Mapper, TwinTarget
-from shared.validation import Envelope, read_envelope, validate_event
+from shared.ingest.decode import decode_body
+from shared.ingest.events import IotHubEvent, Kind
+from shared.ingest.guard import Guard, check_subject
+from shared.ingest.mapping import Mapper, TwinTarget
+from shared.ingest.validation import Envelope, read_envelope, validate_event
+from shared.settings.app_config import AppConfig
+from shared.twins.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent
 
-# Returns None when the event passes, else which filter rejected it (see shared/filter_config.py).
+# Returns None when the event passes, else which filter rejected it (see shared/filters/config.py).
 EventFilter = Callable[[dict[str, Any]], str | None]
 
 

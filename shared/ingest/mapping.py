@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import AppConfig, TelemetryMode
-from shared.dtdl import ModelCatalog, accepts_any
 from shared.errors import Code, ConfigError, PermanentError, Problem
-from shared.events import IotHubEvent
+from shared.ingest.dtdl import ModelCatalog, accepts_any
+from shared.ingest.events import IotHubEvent
+from shared.settings.app_config import AppConfig, TelemetryMode
 
 Path = tuple[str, ...]
 # DTDL property names: a letter, then letters, digits or underscores, not ending in an underscore, ≤ 64 chars.

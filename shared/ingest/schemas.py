@@ -1,6 +1,6 @@
 """The data schemas of the five IoT Hub event types, as pydantic TypedDicts (azure-facts §1.2).
 
-Kept apart from ``shared.validation`` so that the validation logic can be compiled with mypyc (see
+Kept apart from ``shared.ingest.validation`` so that the validation logic can be compiled with mypyc (see
 ``shared.native``) while pydantic reads these declarations as plain Python classes.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any, NotRequired
 from pydantic import ConfigDict, Field, InstanceOf, StringConstraints, TypeAdapter
 from typing_extensions import TypedDict
 
-from shared.events import Kind
+from shared.ingest.events import Kind
 
 # IoT Hub device ids: case-sensitive, up to 128 ASCII characters from this set. The current registry docs forbid
 # '+' and '#' for *new* devices; older devices may still carry them, so the reader accepts the legacy superset.

@@ -20,9 +20,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.errors import Code, PermanentError, Problem
-from shared.event_schemas import VALIDATE_DATA
-from shared.events import KIND_BY_EVENT_TYPE, IotHubEvent, Kind, Schema
-from shared.timeparse import parse_ticks
+from shared.ingest.events import KIND_BY_EVENT_TYPE, IotHubEvent, Kind, Schema
+from shared.ingest.schemas import VALIDATE_DATA
+from shared.ingest.timeparse import parse_ticks
 
 
 @dataclass(slots=True, init=False)

@@ -1,4 +1,6 @@
-"""One reconcile run: bounded work, a resume point, every change through the applier (see shared/reconcile.py).
+"""One reconcile run: bounded work, a resume point, every change through the applier.
+
+The decisions are in shared/reconcile/decisions.py.
 
 A run examines at most ``max_items`` registry devices and twins. It walks two phases and records where it
 stopped in ``Checkpoints`` under ``reconcile`` after each completed page, so the next run resumes there:
@@ -23,13 +25,13 @@ from typing import Any
 
 import orjson
 
-from shared.apply import TwinApplier
 from shared.errors import Outcome
-from shared.events import DEVICE_CREATED, IotHubEvent, Kind
-from shared.mapping import Mapper
+from shared.ingest.events import DEVICE_CREATED, IotHubEvent, Kind
+from shared.ingest.mapping import Mapper
+from shared.ingest.timeparse import parse_ticks
 from shared.ports import Checkpoints, StateStore, TwinStore
-from shared.reconcile import Action, ReconcileOptions, Registry, plan_device, plan_orphan, twin_id_pattern
-from shared.timeparse import parse_ticks
+from shared.reconcile.decisions import Action, ReconcileOptions, Registry, plan_device, plan_orphan, twin_id_pattern
+from shared.twins.applier import TwinApplier
 
 log = logging.getLogger("twinbridge.reconcile")
 

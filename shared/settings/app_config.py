@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import ConfigError, Problem
-from shared.events import IOT_HUB_EVENT_TYPES
+from shared.ingest.events import IOT_HUB_EVENT_TYPES
 
 # ``${NAME}`` in a config value is replaced by the app setting NAME, so one config file serves every environment
 # (the IaC wires the settings). Only the braced form: route filters legitimately contain ``$body``.

@@ -1,6 +1,6 @@
 """Settings of the webhook, Event Hubs and reconcile doors (docs/doors.md), read once from the environment.
 
-Grouped here so that ``shared/settings.py`` carries one field for all of them. Every name is documented in
+Grouped here so that ``shared/settings/environment.py`` carries one field for all of them. Every name is documented in
 ``local.settings.example.json``. ``IOTHUB_CONNECTION_STRING`` is the only secret-bearing one and is meant for the
 CLI on a workstation; in Azure use ``IOTHUB_HOST_NAME`` with the managed identity.
 """

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.door_settings import DoorSettings
-from shared.gc_tuning import DEFAULT_GEN0_THRESHOLD
+from shared.settings.doors import DoorSettings
+from shared.settings.gc_tuning import DEFAULT_GEN0_THRESHOLD
 
-APP_ROOT = Path(__file__).resolve().parent.parent
+APP_ROOT = Path(__file__).resolve().parents[2]  # shared/settings/environment.py → the app root
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,13 +41,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import MissingTwinPolicy
-from shared.deadline import expired
 from shared.errors import Code, Outcome, PermanentError, TransientError
-from shared.freshness import DELETED, Change, Intent, Shadow, merge, merge_all, undo
-from shared.isolate import Refusal, refused_fields
-from shared.plan import TwinAction, desired_properties, dropped_paths, plan, wants_twin
 from shared.ports import StateConflict, StateStore, TwinConflict, TwinMissing, TwinRejected, TwinStore
+from shared.settings.app_config import MissingTwinPolicy
+from shared.twins.deadline import expired
+from shared.twins.freshness import DELETED, Change, Intent, Shadow, merge, merge_all, undo
+from shared.twins.isolation import Refusal, refused_fields
+from shared.twins.patch_plan import TwinAction, desired_properties, dropped_paths, plan, wants_twin
 
 log = logging.getLogger("twinbridge.apply")
 
@@ -345,7 +345,8 @@ class TwinApplier:
 
 
 def _check_budget(twin_id: str) -> None:
-    """Start no new round of calls once the invocation's budget is spent: the broker redelivers (shared/deadline.py)."""
+    """Start no new round of calls once the invocation's budget is spent: the broker redelivers
+    (shared/twins/deadline.py)."""
     if expired():
         raise TransientError(Code.TIME_BUDGET_SPENT, f"the invocation's time budget ran out before {twin_id} was done")
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import Code, TransientError
-from shared.freshness import CONNECTION, Shadow
-from shared.plan import diff
 from shared.ports import TwinConflict, TwinMissing, TwinRejected, TwinStore
+from shared.twins.freshness import CONNECTION, Shadow
+from shared.twins.patch_plan import diff
 
 Path = tuple[str, ...]
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import orjson
 
-from shared.config import MissingTwinPolicy
-from shared.freshness import CONNECTION, LIVE, Shadow
+from shared.settings.app_config import MissingTwinPolicy
+from shared.twins.freshness import CONNECTION, LIVE, Shadow
 
 Path = tuple[str, ...]
 PatchOp = dict[str, Any]

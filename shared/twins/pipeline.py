@@ -16,16 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from shared.apply import Decision, Projection, TwinApplier, WriteTally
-from shared.config import AppConfig
-from shared.deadline import INVOCATION_BUDGET_SECONDS, invocation_budget
-from shared.dtdl import ModelCatalog
 from shared.errors import Code, Outcome, PermanentError, TransientError, TwinbridgeError
-from shared.freshness import Intent
-from shared.intake import Accepted, EventFilter, Intake
-from shared.mapping import Mapper
+from shared.ingest.dtdl import ModelCatalog
+from shared.ingest.intake import Accepted, EventFilter, Intake
+from shared.ingest.mapping import Mapper
 from shared.ports import Quarantine, StateStore, TwinMissing, TwinRejected, TwinStore, in_process
 from shared.quarantine_record import build_record
+from shared.settings.app_config import AppConfig
+from shared.twins.applier import Decision, Projection, TwinApplier, WriteTally
+from shared.twins.deadline import INVOCATION_BUDGET_SECONDS, invocation_budget
+from shared.twins.freshness import Intent
 
 log = logging.getLogger("twinbridge.pipeline")
 
@@ -105,7 +105,7 @@ class Pipeline:
         ), known_twins=known_twins)
 
     def process(self, events: Sequence[Any], sizes: Sequence[int | None] | None = None) -> BatchReport:
-        """One invocation's batch, within one time budget (shared/deadline.py)."""
+        """One invocation's batch, within one time budget (shared/twins/deadline.py)."""
         with invocation_budget(self.budget_seconds):
             return self._process(events, sizes)
 

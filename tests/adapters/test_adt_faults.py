@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from shared.adapters.adt_twins import RETRY_SETTINGS, AdtTwinStore, retry_policy
-from shared.adapters.local_quarantine import MemoryQuarantine
-from shared.adapters.memory_state import MemoryStateStore
-from shared.config import AppConfig
-from shared.dtdl import ModelCatalog
+from shared.adapters.quarantine.local import MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.adt import RETRY_SETTINGS, AdtTwinStore, retry_policy
 from shared.errors import Code, Outcome
-from shared.pipeline import BatchReport, Pipeline
+from shared.ingest.dtdl import ModelCatalog
+from shared.settings.app_config import AppConfig
+from shared.twins.pipeline import BatchReport, Pipeline
 from tests.reliability.figures import report
-from tests.support import factory
+from tests.support import event_factory as factory
 from tests.support.fault_transport import (
     FaultTransport,
     apply_then_timeout,

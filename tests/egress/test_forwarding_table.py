@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.adapters.forwarding_memory import MemoryForwardingStore
-from shared.adapters.forwarding_table import TableForwardingStore, _address
+from shared.adapters.forwarding.memory import MemoryForwardingStore
+from shared.adapters.forwarding.table import TableForwardingStore, _address
 from shared.egress.ports import ForwardingStore
 from shared.errors import Code, TransientError
 from twinbridge.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
@@ -59,7 +59,7 @@ def test_unreachable_table_is_transient() -> None:
 @pytest.mark.integration
 def test_the_reconcile_timer_purges_expired_forwarding_records_bounded(azurite: Azurite, table_name: str) -> None:
     import functions.reconcile_registry as timer
-    from shared.settings import Settings
+    from shared.settings.environment import Settings
 
     store = TableForwardingStore.from_connection_string(azurite.connection_string, table_name)
     store.record(["kept"])

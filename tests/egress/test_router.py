@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shared.adapters.forwarding_memory import MemoryForwardingStore
-from shared.adapters.local_quarantine import MemoryQuarantine
+from shared.adapters.forwarding.memory import MemoryForwardingStore
+from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.sinks.jsonl_file import JsonlFileSink
 from shared.egress.config import load_egress
 from shared.egress.ports import SENT, Delivery, Outgoing, Status

@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from shared.filters import SubscriptionFilter
-from shared.route_filter import compile_route_filter
-from shared.routing_query import compile_routing_query
+from shared.filters.adt_route import compile_route_filter
+from shared.filters.event_grid import SubscriptionFilter
+from shared.filters.iothub_query import compile_routing_query
 
 PAIRS = [
     ("NumberIn", "NumberNotIn"),

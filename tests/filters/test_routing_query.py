@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.routing_query import UNDEFINED, QuerySyntaxError, compile_routing_query
+from shared.filters.iothub_query import UNDEFINED, QuerySyntaxError, compile_routing_query
 
 
 def tel(body: Any = None, props: dict | None = None, content_type: str | None = "application/json",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.filters import FilterError, SubscriptionFilter
+from shared.filters.event_grid import FilterError, SubscriptionFilter
 
 
 def eg(data: Any = None, *, subject: str = "devices/d1", event_type: str = "Microsoft.Devices.DeviceTelemetry") -> dict:

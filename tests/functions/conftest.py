@@ -4,7 +4,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.digitaltwins.core import DigitalTwinsClient
 
 from functions.runtime import use_app
-from shared.adapters.adt_twins import AdtTwinStore
+from shared.adapters.twins.adt import AdtTwinStore
 from tests.support.fake_adt import ENDPOINT, FakeCredential
 
 

@@ -11,18 +11,18 @@ from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent
 from azure.eventgrid._legacy._helpers import _cloud_event_to_generated
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import MemoryQuarantine
-from shared.adapters.memory_checkpoints import MemoryCheckpoints
-from shared.adapters.memory_state import MemoryStateStore
-from shared.config import AppConfig
-from shared.door_settings import DoorSettings
-from shared.pipeline import Pipeline
+from shared.adapters.checkpoints.memory import MemoryCheckpoints
+from shared.adapters.quarantine.local import MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.ports import TwinStore
-from shared.settings import Settings
+from shared.settings.app_config import AppConfig
+from shared.settings.doors import DoorSettings
+from shared.settings.environment import Settings
+from shared.twins.pipeline import Pipeline
 from shared.wiring import App
-from tests.support import factory
-from tests.support.builders import CATALOG
+from tests.support import event_factory as factory
+from tests.support.rig import CATALOG
 
 
 def make_app(twins: TwinStore | None = None, config: dict[str, Any] | None = None,

@@ -7,10 +7,10 @@ import orjson
 import pytest
 
 from functions.eventgrid_webhook import eventgrid_webhook, handle
-from shared.door_settings import DoorSettings
 from shared.errors import Code
-from tests.doors.helpers import as_cloudevent_wire, as_eventgrid_wire, body_of, make_app, post, user_twins
-from tests.support import factory
+from shared.settings.doors import DoorSettings
+from tests.functions.helpers import as_cloudevent_wire, as_eventgrid_wire, body_of, make_app, post, user_twins
+from tests.support import event_factory as factory
 
 DEVICES = 50
 

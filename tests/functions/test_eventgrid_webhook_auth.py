@@ -12,9 +12,9 @@ import responses
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from functions import eventgrid_webhook as door
-from shared.door_settings import DoorSettings
-from tests.doors.helpers import as_eventgrid_wire, make_app, post
-from tests.support import factory
+from shared.settings.doors import DoorSettings
+from tests.functions.helpers import as_eventgrid_wire, make_app, post
+from tests.support import event_factory as factory
 
 JWKS_URL = "https://login.microsoftonline.com/tenant-1/discovery/v2.0/keys"
 AUDIENCE = "api://twinbridge-webhook"

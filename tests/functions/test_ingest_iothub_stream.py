@@ -12,10 +12,10 @@ from azure.functions.eventhub import EventHubTriggerConverter
 from azure.functions.meta import Datum
 
 from functions.ingest_iothub_stream import UNCONFIGURED_TOPIC, ingest_iothub_stream, process_messages, to_messages
-from shared.door_settings import DoorSettings
 from shared.errors import Code, TransientError
-from tests.doors.helpers import make_app, user_twins
-from tests.support import factory
+from shared.settings.doors import DoorSettings
+from tests.functions.helpers import make_app, user_twins
+from tests.support import event_factory as factory
 
 HUB = factory.TOPIC
 
@@ -102,7 +102,7 @@ def test_messages_become_events_with_stable_ids_and_the_hub_topic():
     events = batch([message("d1", {"temperature": 1.0}, second=1)], partition="7", first_sequence=42)
     (msg,) = to_messages(events)
     assert msg.partition == "7" and msg.sequence_number == 42
-    from shared.iothub_stream import to_event
+    from shared.doors.eventhub_messages import to_event
 
     event = to_event(msg, HUB)
     assert event["id"] == "eh-7-42" and event["topic"] == HUB and event["subject"] == "devices/d1"

@@ -7,14 +7,14 @@ import pytest
 import responses
 
 from functions.reconcile_registry import build_reconciler, run_once
-from shared.adapters.iothub_registry import IotHubRegistry
-from shared.door_settings import DoorSettings
+from shared.adapters.registry.iothub import IotHubRegistry
 from shared.errors import TransientError
-from shared.reconcile_run import CHECKPOINT
-from shared.timeparse import parse_ticks
-from tests.doors.fake_registry import CONNECTION_STRING, FakeRegistry
-from tests.doors.helpers import make_app, user_twins
-from tests.support import factory
+from shared.ingest.timeparse import parse_ticks
+from shared.reconcile.run import CHECKPOINT
+from shared.settings.doors import DoorSettings
+from tests.functions.helpers import make_app, user_twins
+from tests.support import event_factory as factory
+from tests.support.fake_registry import CONNECTION_STRING, FakeRegistry
 
 NOW = parse_ticks("2026-11-23T12:00:00Z")  # factory events happen from 10:00:00 on the same day
 MODEL = "dtmi:twinbridge:IoTDevice;1"

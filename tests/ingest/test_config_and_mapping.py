@@ -2,12 +2,13 @@
 
 import pytest
 
-from shared.config import AppConfig, MissingTwinPolicy
 from shared.errors import Code, ConfigError, PermanentError
-from shared.mapping import Mapper
-from shared.validation import read_envelope, validate_event
-from tests.support.builders import CATALOG
+from shared.ingest.mapping import Mapper
+from shared.ingest.validation import read_envelope, validate_event
+from shared.settings.app_config import AppConfig, MissingTwinPolicy
+from tests.support import event_factory as factory
 from tests.support.fixtures import load_event
+from tests.support.rig import CATALOG
 
 
 def event(name="device_telemetry", **data_updates):
@@ -129,13 +130,12 @@ def test_values_no_twin_can_hold_are_refused():
     mapper = Mapper(AppConfig.from_data({"twin": {"device_model": "dtmi:custom:Unknown;1"}}), CATALOG)
     target = mapper.target(event())
     assert mapper.telemetry_fields(target, {"a": float("nan"), "b": float("inf"), "c": 1.5}) == {"c": 1.5}
-    from shared.dtdl import PropertyType
+    from shared.ingest.dtdl import PropertyType
     assert not PropertyType("integer").accepts(2**31) and PropertyType("long").accepts(2**31)
     assert not PropertyType("long").accepts(2**63) and not PropertyType("double").accepts(float("nan"))
 
 
 def test_module_twins_never_collide_with_devices_and_hub_names_are_consistent():
-    from tests.support import factory
 
     config = AppConfig.from_data({"twin": {"device_id": "{hubName}.{deviceId}"}})
     mapper = Mapper(config, CATALOG)
@@ -150,7 +150,6 @@ def test_module_twins_never_collide_with_devices_and_hub_names_are_consistent():
 
 
 def test_module_ids_are_validated_like_device_ids():
-    from tests.support import factory
 
     raw = factory.connection("a", 1, module="x/../y")
     with pytest.raises(PermanentError) as caught:

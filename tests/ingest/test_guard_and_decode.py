@@ -4,11 +4,11 @@ import base64
 
 import pytest
 
-from shared.config import AppConfig
-from shared.decode import decode_body, is_json_content
 from shared.errors import Code, PermanentError
-from shared.guard import Guard, check_subject
-from shared.validation import read_envelope, validate_event
+from shared.ingest.decode import decode_body, is_json_content
+from shared.ingest.guard import Guard, check_subject
+from shared.ingest.validation import read_envelope, validate_event
+from shared.settings.app_config import AppConfig
 from tests.support.fixtures import SAMPLE_TOPIC, load_event
 
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.timeparse import TICKS_PER_SECOND, _parse_general, parse_ticks, ticks_to_iso
+from shared.ingest.timeparse import TICKS_PER_SECOND, _parse_general, parse_ticks, ticks_to_iso
 
 
 def test_seven_fractional_digits_are_exact():

@@ -3,8 +3,8 @@
 import pytest
 
 from shared.errors import Code, PermanentError
-from shared.events import Kind, Schema
-from shared.validation import read_envelope, validate_event
+from shared.ingest.events import Kind, Schema
+from shared.ingest.validation import read_envelope, validate_event
 from tests.support.fixtures import SAMPLE_NAMES, SAMPLE_TOPIC, load_event
 
 

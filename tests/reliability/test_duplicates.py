@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.memory_state import MemoryStateStore
-from shared.adapters.table_state import TableStateStore
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.state.table import TableStateStore
 from shared.ports import StateStore
 from tests.reliability.figures import report
 from tests.reliability.harness import (
@@ -28,7 +28,7 @@ from tests.reliability.harness import (
     user_properties,
 )
 from tests.reliability.stores import RecordingState, SlowState
-from tests.support import factory
+from tests.support import event_factory as factory
 from twinbridge.azurite import Azurite
 
 THREADS = 8

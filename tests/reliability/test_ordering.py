@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.memory_state import MemoryStateStore
-from shared.adapters.table_state import TableStateStore
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.state.table import TableStateStore
 from shared.ports import StateStore
 from tests.reliability.figures import report
 from tests.reliability.harness import Change, Connection, CountingTwins, Telemetry, make_pipeline, model, new_graph

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from shared.adapters.memory_state import MemoryStateStore
-from shared.adapters.table_state import TableStateStore
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.state.table import TableStateStore
 from shared.errors import Outcome
 from shared.ports import StateStore
 from tests.reliability.figures import report

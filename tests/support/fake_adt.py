@@ -19,7 +19,7 @@ import orjson
 import responses
 from azure.core.credentials import AccessToken
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.ports import TwinConflict, TwinMissing, TwinRejected
 
 ENDPOINT = "https://fake-adt.api.wus2.digitaltwins.azure.net"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import MemoryQuarantine
-from shared.adapters.memory_state import MemoryStateStore
-from shared.config import AppConfig
-from shared.dtdl import ModelCatalog
-from shared.pipeline import Pipeline
-from shared.settings import APP_ROOT
-from tests.support import factory
+from shared.adapters.quarantine.local import MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.ingest.dtdl import ModelCatalog
+from shared.settings.app_config import AppConfig
+from shared.settings.environment import APP_ROOT
+from shared.twins.pipeline import Pipeline
+from tests.support import event_factory as factory
 from tests.support.fixtures import SAMPLE_TOPIC
 
 CATALOG = ModelCatalog.load_dir(APP_ROOT / "models")

@@ -1,4 +1,4 @@
-"""Interleavings of two writers on one twin, staged deterministically with gates (see shared/apply.py, step 3).
+"""Interleavings of two writers on one twin, staged deterministically with gates (see shared/twins/applier.py, step 3).
 
 Each test pauses one instance inside a port call, lets the other run, then releases the first. Before step 3
 existed, the first two ended with a regressed twin (a stale PATCH/DELETE succeeding because the newer writer had
@@ -7,10 +7,10 @@ nothing to write and left the ETag alone), and the third with a newer writer tru
 
 import threading
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.memory_state import MemoryStateStore
-from tests.support import factory
-from tests.support.builders import CATALOG, rig
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from tests.support import event_factory as factory
+from tests.support.rig import CATALOG, rig
 
 
 class Gate:

@@ -1,10 +1,10 @@
-"""The invocation's time budget (shared/deadline.py) reaches the retry policy and the applier's worker threads."""
+"""The invocation's time budget (shared/twins/deadline.py) reaches the retry policy and the applier's worker threads."""
 
-from shared import deadline
-from shared.adapters.adt_twins import retry_policy
+from shared.adapters.twins.adt import retry_policy
 from shared.errors import Code, Outcome
-from tests.support import factory
-from tests.support.builders import CATALOG, NetworkedGraph, rig
+from shared.twins import deadline
+from tests.support import event_factory as factory
+from tests.support.rig import CATALOG, NetworkedGraph, rig
 
 
 class FakeClock:

@@ -5,10 +5,30 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.config import MissingTwinPolicy
 from shared.errors import Outcome
-from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent, Shadow, merge, merge_all, undo
-from shared.plan import diff, dropped_paths, fits_on_wire, plan, same_value, split_patch, wants_twin, wire_size
+from shared.settings.app_config import MissingTwinPolicy
+from shared.twins.freshness import (
+    CONNECTION,
+    DELETED,
+    LIFECYCLE,
+    LIVE,
+    TOMBSTONE,
+    Intent,
+    Shadow,
+    merge,
+    merge_all,
+    undo,
+)
+from shared.twins.patch_plan import (
+    diff,
+    dropped_paths,
+    fits_on_wire,
+    plan,
+    same_value,
+    split_patch,
+    wants_twin,
+    wire_size,
+)
 
 
 def conn(seq, connected=True, ticks=None):

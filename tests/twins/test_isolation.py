@@ -1,14 +1,15 @@
-"""When Digital Twins refuses a write, only the events whose values it refuses are quarantined (shared/isolate.py).
+"""When Digital Twins refuses a write, only the events whose values it refuses are quarantined
+(shared/twins/isolation.py).
 
 The app's local catalog does not know the model, so auto mode forwards every field; the twin service knows it and
 refuses 'colour'. That is the realistic way a ValidationFailed happens.
 """
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.dtdl import ModelCatalog
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import Code, Outcome, TransientError
-from tests.support import factory
-from tests.support.builders import rig
+from shared.ingest.dtdl import ModelCatalog
+from tests.support import event_factory as factory
+from tests.support.rig import rig
 
 MODEL = "dtmi:test:Thing;1"
 

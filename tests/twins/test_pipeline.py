@@ -6,9 +6,9 @@ import orjson
 import pytest
 
 from shared.errors import Code, Outcome
-from tests.support import factory
-from tests.support.builders import CATALOG, NetworkedGraph, rig
+from tests.support import event_factory as factory
 from tests.support.fixtures import SAMPLE_NAMES, invalid_cases, load_event
+from tests.support.rig import CATALOG, NetworkedGraph, rig
 from tests.support.streams import fleet_stream
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from shared import native
 
-MODULES = ("shared.timeparse", "shared.guard")
+MODULES = ("shared.ingest.timeparse", "shared.ingest.guard")
 
 
 def _fake_build(tmp_path: Path) -> tuple[Path, Path]:
@@ -48,11 +48,11 @@ def test_no_build_means_the_sources(tmp_path):
 
 def test_an_edited_source_is_never_shadowed_by_its_stale_compiled_module(tmp_path):
     root, build = _fake_build(tmp_path)
-    source = native.source_path("shared.guard", root)
+    source = native.source_path("shared.ingest.guard", root)
     source.write_text(source.read_text() + "\n# edited\n")
     check = native.check_build(build, root)
     assert not check.usable
-    assert "shared/guard.py changed since the compiled build" in check.reason
+    assert "shared/ingest/guard.py changed since the compiled build" in check.reason
 
 
 def test_a_build_for_another_interpreter_or_platform_is_refused(tmp_path):
@@ -126,8 +126,8 @@ def test_a_build_that_does_not_load_falls_back_to_the_sources_instead_of_failing
     (build / native.MANIFEST).write_text(json.dumps(manifest))
     assert native.check_build(build, app).usable  # the manifest alone would let it in
 
-    probe = ("import shared.pipeline; from shared import native; "
-             "print(native.describe()); print(shared.pipeline.__file__)")
+    probe = ("import shared.twins.pipeline; from shared import native; "
+             "print(native.describe()); print(shared.twins.pipeline.__file__)")
     env = {k: v for k, v in os.environ.items() if k != native.PURE_PYTHON_ENV}
     child = subprocess.run([sys.executable, "-c", probe], cwd=app, env=env, capture_output=True, text=True,
                            timeout=60, check=False)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from shared.dtdl import ModelCatalog
+from shared.ingest.dtdl import ModelCatalog
 from shared.ports import TwinConflict, TwinMissing, TwinStore
 
 _TELEMETRY = "Microsoft.Devices.DeviceTelemetry"

@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 
 from shared import native
-from shared.gc_tuning import tune_gc
-from shared.pipeline import DEFAULT_MAX_CONCURRENCY
-from shared.settings import Settings
+from shared.settings.environment import Settings
+from shared.settings.gc_tuning import tune_gc
+from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY
 from twinbridge.bench import measure
 
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         _print(replayed, args.json)
         return 0 if replayed["replay_exit_code"] == 0 else 1
     started = time.perf_counter()
-    # First with Python's own collector settings, for comparison; then as the app runs (shared/gc_tuning.py).
+    # First with Python's own collector settings, for comparison; then as the app runs (shared/settings/gc_tuning.py).
     untuned = None if args.core_only else measure.run_core(min(args.events, 30_000), args.devices, args.batch_size,
                                                            args.seed, args.concurrency, args.known_twins)
     thresholds = tune_gc(Settings.from_env().gc_gen0)
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                                   "3 advanced (NumberLessThan, StringIn, BoolEquals)"})
     except ImportError:
         figures["filter_evals_per_s"] = None
-        figures["filter"] = "shared.filters is not available"
+        figures["filter"] = "shared.filters.event_grid is not available"
     figures["peak_rss_mb"] = round(measure.peak_rss_mb(), 1)
     figures["bench_wall_s"] = round(time.perf_counter() - started, 1)
     figures["pinning"] = pinning

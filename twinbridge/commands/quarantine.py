@@ -26,7 +26,7 @@ import orjson
 from shared.errors import ConfigError, Outcome
 from shared.ports import QuarantineRecord
 from shared.quarantine_record import record_id
-from shared.settings import Settings
+from shared.settings.environment import Settings
 from shared.wiring import App, build_app
 
 BATCH = 100

@@ -20,14 +20,14 @@ from typing import Any
 import ijson
 import orjson
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
-from shared.adapters.memory_state import MemoryStateStore
+from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import Code, ConfigError, Outcome, PermanentError
-from shared.filter_config import build_event_filter
-from shared.pipeline import Pipeline
+from shared.filters.config import build_event_filter
 from shared.ports import Quarantine
-from shared.settings import Settings
+from shared.settings.environment import Settings
+from shared.twins.pipeline import Pipeline
 from shared.wiring import load_catalog, load_config
 from twinbridge.streams import Unparsable, read_events
 

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, twins: TwinStore | None = None) -> int:
         return 2
     device = args.device or f"twinbridge-smoke-{uuid.uuid4().hex[:8]}"
     if twins is None:
-        from shared.adapters.adt_twins import AdtTwinStore
+        from shared.adapters.twins.adt import AdtTwinStore
 
         twins = AdtTwinStore.from_url(args.adt_url)
     started = time.monotonic()

@@ -1,6 +1,7 @@
 """A local Event Grid publisher: what an event subscription does between IoT Hub and a webhook.
 
-Applies the subscription filter (``shared.filters.SubscriptionFilter``), converts to the delivery schema (Event Grid
+Applies the subscription filter (``shared.filters.event_grid.SubscriptionFilter``), converts to the delivery schema
+(Event Grid
 or CloudEvents 1.0), batches (``maxEventsPerBatch``, ``preferredBatchSizeInKilobytes``; a larger event goes alone),
 delivers with Event Grid's headers, retries on Event Grid's schedule (10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h,
 3 h, 6 h, then every 12 h; ``time_scale`` compresses it), never retries 400/401/403/413, and dead-letters to a local
@@ -27,7 +28,7 @@ import requests
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent
 
-from shared.filters import SubscriptionFilter
+from shared.filters.event_grid import SubscriptionFilter
 
 SCHEDULE = (10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0)
 EVERY_LATER = 43200.0

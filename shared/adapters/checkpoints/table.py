@@ -15,8 +15,8 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.adapters.state.table import RETRY_SETTINGS
 from shared.adapters.storage_calls import CreateOnce, call_storage
-from shared.adapters.table_state import RETRY_SETTINGS
 
 DEFAULT_TABLE = "twinbridgecheckpoints"
 _PARTITION = "checkpoint"

@@ -18,7 +18,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from shared.adapters.forwarding_memory import DEFAULT_RETENTION_SECONDS
+from shared.adapters.forwarding.memory import DEFAULT_RETENTION_SECONDS
 from shared.errors import Code, TransientError
 
 TRANSACTION_LIMIT = 100  # Table Storage: at most 100 operations per entity group transaction

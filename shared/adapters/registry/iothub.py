@@ -17,8 +17,8 @@ from azure.iot.hub.models import QuerySpecification
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from shared.errors import Code, TransientError
-from shared.reconcile import RegistryDevice, RegistryPage
-from shared.timeparse import parse_ticks
+from shared.ingest.timeparse import parse_ticks
+from shared.reconcile.decisions import RegistryDevice, RegistryPage
 
 DEVICES_QUERY = "SELECT * FROM devices"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import threading
 
-from shared.freshness import Shadow
 from shared.ports import StateConflict
+from shared.twins.freshness import Shadow
 
 
 class MemoryStateStore:

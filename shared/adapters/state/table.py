@@ -38,8 +38,8 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.adapters.storage_calls import CreateOnce, call_storage
 from shared.errors import TransientError
-from shared.freshness import DELETED, Shadow
 from shared.ports import StateConflict
+from shared.twins.freshness import DELETED, Shadow
 
 log = logging.getLogger("twinbridge.state.table")
 

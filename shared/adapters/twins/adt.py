@@ -30,10 +30,10 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from azure.digitaltwins.core import DigitalTwinsClient
 
-from shared import deadline
 from shared.errors import Code, TransientError
 from shared.observability import ADT_CALLS, ADT_RETRIED, ADT_THROTTLED, METRICS, Metrics
 from shared.ports import TwinConflict, TwinMissing, TwinRejected
+from shared.twins import deadline
 
 # azure-core RetryPolicy settings (constructor kwargs of every azure-core client).
 RETRY_SETTINGS: dict[str, Any] = {
@@ -65,7 +65,7 @@ class BudgetRetryPolicy(RetryPolicy):  # type: ignore[type-arg]
     def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
         settings = super().configure_retries(options)
         budget = self.budget
-        left = deadline.remaining()  # the invocation's budget (shared/deadline.py), when one is running
+        left = deadline.remaining()  # the invocation's budget (shared/twins/deadline.py), when one is running
         if left is not None:
             budget = min(budget, max(0.0, left))
         settings["deadline"] = self.clock() + budget

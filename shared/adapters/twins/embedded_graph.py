@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from shared.dtdl import ModelCatalog
-from shared.plan import fits_on_wire, wire_size
+from shared.ingest.dtdl import ModelCatalog
 from shared.ports import TwinConflict, TwinMissing, TwinRejected
+from shared.twins.patch_plan import fits_on_wire, wire_size
 
 Twin = dict[str, Any]
 
