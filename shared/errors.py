@@ -111,7 +111,3 @@ class Outcome(StrEnum):
     FILTERED = "filtered"
     QUARANTINED = "quarantined"
     RETRY = "retry"
-
-    # Enum hashes in Python (by name); a member equals its str value, so str's C hash is the consistent one and
-    # several per event are looked up in dicts keyed by outcome.
-    __hash__ = str.__hash__

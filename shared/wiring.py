@@ -10,7 +10,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from shared import native
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
@@ -176,7 +175,6 @@ def build_app(settings: Settings | None = None) -> App:
     app = App(settings, config, catalog, twins, state, quarantine, pipeline, checkpoints=build_checkpoints(settings))
     # Once built: what exists now is frozen out of later collections (shared/settings/gc_tuning.py).
     tune_gc(settings.gc_gen0)
-    log.info("%s", native.describe())  # which core runs here, and why (shared/native.py)
     return app
 
 

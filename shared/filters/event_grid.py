@@ -416,7 +416,6 @@ class _Advanced:
     n_values: int
     lookup_eg: Lookup
     lookup_ce: Lookup
-    fast: tuple[str, Any] | None  # an inlinable scalar test for the generated matcher, see _generate_matcher
 
     def describe(self) -> str:
         return f"advancedFilters[{self.index}] {self.operator} {self.key}"
@@ -511,149 +510,7 @@ def _compile_known(index: int, op: str, raw: Mapping[str, Any], arrays: bool) ->
         n_values=n_values,
         lookup_eg=lookup_eg,
         lookup_ce=lookup_ce,
-        fast=_fast_form(op, arm),
     )
-
-
-def _fast_form(op: str, arm: Mapping[str, Any]) -> tuple[str, Any] | None:
-    """The common scalar cases the generated matcher inlines; everything else calls the closure predicate."""
-    if op in _NULL_OPS:
-        return (op, None)
-    if op in _NUMBER_SINGLE:
-        native = _exact_native(_decimal(arm["value"], op))
-        return (op, native) if native is not None and math.isfinite(native) else None
-    if op in _NUMBER_MULTI or op in _RANGE:
-        flat = [_exact_native(_decimal(x, op)) for v in arm["values"] for x in (v if op in _RANGE else [v])]
-        if not all(n is not None and math.isfinite(n) for n in flat):
-            return None
-        if op in _NUMBER_MULTI:
-            return (op, frozenset(flat))
-        return (op, tuple(zip(flat[::2], flat[1::2], strict=True)))
-    if op == "BoolEquals":
-        return (op, arm["value"])
-    if op in ("StringIn", "StringNotIn", *_AFFIX_METHOD):
-        return (op, (tuple(arm["values"]), tuple(v.lower() for v in arm["values"])))
-    return None
-
-
-# --------------------------------------------------------------------------------------------------------------
-# the generated matcher (speed): one flat function per schema instead of three closure calls per filter.
-#
-# The closure predicates above are the reference semantics (``explain`` uses them). The generated function only
-# inlines the dict walk, the missing/null rule and a few common scalar tests; for anything else (arrays, other
-# types, other operators) it calls the very same closure predicate. Its source contains nothing but generated
-# identifiers: every key, threshold and value set is bound through the namespace, never spliced into the text.
-
-_NUM_SYMBOL = {
-    "NumberGreaterThan": ">",
-    "NumberGreaterThanOrEquals": ">=",
-    "NumberLessThan": "<",
-    "NumberLessThanOrEquals": "<=",
-}
-_AFFIX_METHOD = {
-    "StringBeginsWith": ("startswith", False),
-    "StringNotBeginsWith": ("startswith", True),
-    "StringEndsWith": ("endswith", False),
-    "StringNotEndsWith": ("endswith", True),
-}
-
-
-def _generate_matcher(
-    type_field: str,
-    types: tuple[str, ...] | None,
-    subject: tuple[str, str, bool] | None,
-    advanced: Sequence[tuple[Lookup, Predicate, str, tuple[str, Any] | None]],
-) -> Predicate:
-    ns: dict[str, Any] = {"M": MISSING, "TYPE_FIELD": type_field}
-    lines = ["def match(ev):"]
-
-    def reject_unless(cond: str, indent: str = "    ") -> None:
-        lines.extend([f"{indent}if not ({cond}):", f"{indent}    return False"])
-
-    if types is not None:
-        # exact-case hit first (no allocation); equal strings have equal lower-case forms
-        ns["TYPES"], ns["TYPES_LOWER"] = frozenset(types), frozenset(t.lower() for t in types)
-        lines.append("    x = ev.get(TYPE_FIELD)")
-        reject_unless("type(x) is str and (x in TYPES or x.lower() in TYPES_LOWER)")
-    if subject is not None:
-        begins, ends, case_sensitive = subject
-        lines += ["    x = ev.get('subject')", "    if type(x) is not str:", "        return False"]
-        for name, affix, method in (("BEGINS", begins, "startswith"), ("ENDS", ends, "endswith")):
-            if not affix:
-                continue
-            ns[name], ns[name + "_LOWER"] = affix, affix.lower()
-            if case_sensitive:
-                reject_unless(f"x.{method}({name})")
-            elif affix.isascii():
-                # an ASCII affix present verbatim is present after lower-casing too
-                lines.append(f"    if not x.{method}({name}):")
-                reject_unless(f"x.lower().{method}({name}_LOWER)", "        ")
-            else:
-                reject_unless(f"x.lower().{method}({name}_LOWER)")
-    walked: dict[tuple[str, ...], str] = {}  # shared dict walks: data.body.* is looked up once
-    for i, (lookup, pred, op, fast) in enumerate(advanced):
-        ns[f"P{i}"] = pred
-        if lookup is None or fast is None:
-            reject_unless(f"P{i}(ev)")
-            continue
-        top, path = lookup
-        steps = (top, *path)
-        for depth in range(1, len(steps) + 1):
-            prefix = steps[:depth]
-            if prefix in walked:
-                continue
-            var = walked[prefix] = f"w{len(walked)}"
-            ns[f"K_{var}"] = prefix[-1]
-            if depth == 1:
-                lines.append(f"    {var} = ev.get(K_{var}, M)")
-            else:
-                parent = walked[prefix[:-1]]
-                lines.append(f"    {var} = {parent}.get(K_{var}, M) if type({parent}) is dict else M")
-        v = walked[steps]
-        kind, arg = fast
-        if kind == "IsNullOrUndefined":
-            reject_unless(f"{v} is M or {v} is None")
-            continue
-        if kind == "IsNotNull":
-            reject_unless(f"{v} is not M and {v} is not None")
-            continue
-        lines.append(f"    if {v} is M or {v} is None:")
-        lines.append("        pass" if op in _MATCH_MISSING else "        return False")
-        if kind in _NUM_SYMBOL or kind in _NUMBER_MULTI or kind in _RANGE:
-            if kind in _NUM_SYMBOL:
-                ns[f"A{i}"] = arg
-                ok = f"{v} {_NUM_SYMBOL[kind]} A{i}"  # NaN compares false: not matched, as for a type mismatch
-            elif kind in _NUMBER_MULTI:
-                ns[f"A{i}"] = arg
-                ok = f"{v} in A{i}" if kind == "NumberIn" else f"{v} == {v} and {v} not in A{i}"
-            else:
-                for r, (lo, hi) in enumerate(arg):
-                    ns[f"LO{i}_{r}"], ns[f"HI{i}_{r}"] = lo, hi
-                inside = " or ".join(f"LO{i}_{r} <= {v} <= HI{i}_{r}" for r in range(len(arg)))
-                ok = inside if kind == "NumberInRange" else f"{v} == {v} and not ({inside})"
-            lines.append(f"    elif type({v}) is int or type({v}) is float:")
-        elif kind == "BoolEquals":
-            ns[f"A{i}"] = arg
-            ok = f"{v} is A{i}"
-            lines.append(f"    elif type({v}) is bool:")
-        else:
-            originals, lowered = arg
-            lines.append(f"    elif type({v}) is str:")
-            if kind in ("StringIn", "StringNotIn"):
-                ns[f"A{i}"], ns[f"AL{i}"] = frozenset(originals), frozenset(lowered)
-                hit = f"({v} in A{i} or {v}.lower() in AL{i})"
-            else:
-                method, _ = _AFFIX_METHOD[kind]
-                ns[f"AL{i}"] = lowered
-                hit = f"{v}.lower().{method}(AL{i})"
-            ok = f"not {hit}" if kind in _NOT_OPS else hit
-        reject_unless(ok, "        ")
-        lines.append("    else:")  # arrays, other types: the reference closure decides
-        reject_unless(f"P{i}(ev)", "        ")
-    lines.append("    return True")
-    exec("\n".join(lines), ns)  # noqa: S102 -- generated from fixed templates; data is bound via ns only
-    match: Predicate = ns["match"]
-    return match
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -689,8 +546,6 @@ class SubscriptionFilter:
         "_ce_checks",
         "_eg_checks",
         "_ends",
-        "_match_ce",
-        "_match_eg",
         "_types",
         "_types_lower",
     )
@@ -713,19 +568,6 @@ class SubscriptionFilter:
         self._arrays = arrays
         self._advanced = tuple(advanced)
         self._eg_checks, self._ce_checks = self._build_checks()
-        subject = (self._begins, self._ends, case_sensitive) if (self._begins or self._ends) else None
-        self._match_eg = _generate_matcher(
-            "eventType",
-            self._types,
-            subject,
-            [(a.lookup_eg, a.predicate_eg, a.operator, a.fast) for a in self._advanced],
-        )
-        self._match_ce = _generate_matcher(
-            "type",
-            self._types,
-            subject,
-            [(a.lookup_ce, a.predicate_ce, a.operator, a.fast) for a in self._advanced],
-        )
 
     # ---- construction ----------------------------------------------------------------------------------------
 
@@ -843,8 +685,8 @@ class SubscriptionFilter:
     # ---- evaluation ------------------------------------------------------------------------------------------
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        """True when the event passes every part of the filter."""
-        return self._match_ce(event) if "specversion" in event else self._match_eg(event)
+        """True when the event passes every part of the filter (the same checks ``explain`` names, in order)."""
+        return self.explain(event) is None
 
     def explain(self, event: Mapping[str, Any]) -> str | None:
         """None when the event matches, else the name of the first filter that rejects it."""

@@ -18,9 +18,6 @@ class Kind(StrEnum):
     DISCONNECTED = "disconnected"
     TELEMETRY = "telemetry"
 
-    __hash__ = str.__hash__  # C hash, consistent with str equality (see shared.errors.Outcome)
-
-
 DEVICE_CREATED: Final = "Microsoft.Devices.DeviceCreated"
 DEVICE_DELETED: Final = "Microsoft.Devices.DeviceDeleted"
 DEVICE_CONNECTED: Final = "Microsoft.Devices.DeviceConnected"
@@ -42,7 +39,7 @@ class Schema(StrEnum):
     CLOUD_EVENTS = "cloudevents"
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class IotHubEvent:
     """One validated IoT Hub event. Fields not relevant to ``kind`` are None."""
 
@@ -64,24 +61,3 @@ class IotHubEvent:
     body: Any = None
     content_type: str | None = None
     content_encoding: str | None = None
-
-    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
-    def __init__(self, id: str, topic: str, subject: str, event_type: str, kind: Kind, event_ticks: int,
-                 device_id: str, module_id: str | None = None, hub_name: str | None = None,
-                 sequence: int | None = None, twin_version: int | None = None, enqueued_ticks: int | None = None,
-                 body: Any = None, content_type: str | None = None, content_encoding: str | None = None) -> None:
-        self.id = id
-        self.topic = topic
-        self.subject = subject
-        self.event_type = event_type
-        self.kind = kind
-        self.event_ticks = event_ticks
-        self.device_id = device_id
-        self.module_id = module_id
-        self.hub_name = hub_name
-        self.sequence = sequence
-        self.twin_version = twin_version
-        self.enqueued_ticks = enqueued_ticks
-        self.body = body
-        self.content_type = content_type
-        self.content_encoding = content_encoding

@@ -26,17 +26,11 @@ from shared.twins.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTO
 EventFilter = Callable[[dict[str, Any]], str | None]
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class Accepted:
     envelope: Envelope
     target: TwinTarget
     intent: Intent
-
-    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
-    def __init__(self, envelope: Envelope, target: TwinTarget, intent: Intent) -> None:
-        self.envelope = envelope
-        self.target = target
-        self.intent = intent
 
 
 @dataclass(slots=True)

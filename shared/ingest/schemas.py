@@ -1,7 +1,6 @@
 """The data schemas of the five IoT Hub event types, as pydantic TypedDicts (azure-facts §1.2).
 
-Kept apart from ``shared.ingest.validation`` so that the validation logic can be compiled with mypyc (see
-``shared.native``) while pydantic reads these declarations as plain Python classes.
+Kept apart from ``shared.ingest.validation``: these are declarations pydantic reads, that module is the logic.
 """
 
 from __future__ import annotations

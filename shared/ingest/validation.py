@@ -25,7 +25,7 @@ from shared.ingest.schemas import VALIDATE_DATA
 from shared.ingest.timeparse import parse_ticks
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class Envelope:
     """The routing fields of one event, whichever schema carried it."""
 
@@ -35,15 +35,6 @@ class Envelope:
     subject: str
     event_type: str
     time: str
-
-    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
-    def __init__(self, schema: Schema, id: str, topic: str, subject: str, event_type: str, time: str) -> None:
-        self.schema = schema
-        self.id = id
-        self.topic = topic
-        self.subject = subject
-        self.event_type = event_type
-        self.time = time
 
     # Field names as the schema spells them, for error paths.
     @property
@@ -122,8 +113,8 @@ def validate_event(raw: dict[str, Any], envelope: Envelope) -> IotHubEvent:
         raise PermanentError(Code.SCHEMA_INVALID, f"invalid {envelope.event_type} event", tuple(problems))
     try:
         data = VALIDATE_DATA[kind](data)
-    except ValidationError as invalid:  # not `exc`: compiled, one name holds one type per function
-        problems.extend(_problems_from(invalid, "data"))
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, "data"))
         raise PermanentError(Code.SCHEMA_INVALID, f"invalid {envelope.event_type} event", tuple(problems)) from None
 
     event: IotHubEvent

@@ -65,15 +65,11 @@ class Decision:
 _DECIDED = {outcome: Decision(outcome) for outcome in Outcome}
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class WriteTally:
     """Twin writes made for one caller (one batch), while other threads write other twins through the applier."""
 
-    count: int
-
-    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
-    def __init__(self, count: int = 0) -> None:
-        self.count = count
+    count: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ Ordering keys:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import Outcome
@@ -32,19 +32,12 @@ DELETED = "deleted"
 OrderKey = tuple[int | str, ...]
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class Mark:
     order: OrderKey
     value: Any
     event_id: str
     ticks: int  # when it happened, to compare with a tombstone
-
-    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
-    def __init__(self, order: OrderKey, value: Any, event_id: str, ticks: int) -> None:
-        self.order = order
-        self.value = value
-        self.event_id = event_id
-        self.ticks = ticks
 
     def to_data(self) -> list[Any]:
         return [list(self.order), self.value, self.event_id, self.ticks]
@@ -54,7 +47,7 @@ class Mark:
         return cls(tuple(data[0]), data[1], data[2], data[3])
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class Intent:
     """What one event wants of one twin: values for some fields, all stamped with the event's ordering key.
 
@@ -69,35 +62,17 @@ class Intent:
     ticks: int  # when it happened, to compare with a tombstone
     fields: dict[str, Any]  # field -> value (one dict, not a tuple per field: fewer objects for the GC to track)
 
-    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
-    def __init__(self, event_id: str, twin_id: str, lifecycle: bool, order: OrderKey, ticks: int,
-                 fields: dict[str, Any]) -> None:
-        self.event_id = event_id
-        self.twin_id = twin_id
-        self.lifecycle = lifecycle
-        self.order = order
-        self.ticks = ticks
-        self.fields = fields
 
-
-@dataclass(init=False)
+@dataclass
 class Shadow:
     """The latest known value of every field of one twin, with the key that made it the latest."""
 
     twin_id: str
     model_id: str
-    marks: dict[str, Mark]
+    marks: dict[str, Mark] = field(default_factory=dict)
     # Every device field ever shown on the twin: what a deletion drops must also leave the twin, even when the
     # twin itself is not deleted (a DeviceDeleted and a newer DeviceCreated coalesced into one batch).
-    owned: set[str]
-
-    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
-    def __init__(self, twin_id: str, model_id: str, marks: dict[str, Mark] | None = None,
-                 owned: set[str] | None = None) -> None:
-        self.twin_id = twin_id
-        self.model_id = model_id
-        self.marks = {} if marks is None else marks
-        self.owned = set() if owned is None else owned
+    owned: set[str] = field(default_factory=set)
 
     @property
     def lifecycle(self) -> str | None:

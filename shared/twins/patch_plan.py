@@ -9,7 +9,7 @@ batch finds nothing to do. Patches carry absolute values only, so applying one t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -21,20 +21,12 @@ Path = tuple[str, ...]
 PatchOp = dict[str, Any]
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class TwinAction:
     kind: Literal["none", "create", "patch", "delete"]
-    patches: list[list[PatchOp]]  # several only when one would exceed 32 KB
-    document: dict[str, Any]  # the twin to create
-    partial: bool  # a create too big for one request: created bare, the properties follow as patches
-
-    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
-    def __init__(self, kind: Literal["none", "create", "patch", "delete"], patches: list[list[PatchOp]] | None = None,
-                 document: dict[str, Any] | None = None, partial: bool = False) -> None:
-        self.kind = kind
-        self.patches = [] if patches is None else patches
-        self.document = {} if document is None else document
-        self.partial = partial
+    patches: list[list[PatchOp]] = field(default_factory=list)  # several only when one would exceed 32 KB
+    document: dict[str, Any] = field(default_factory=dict)  # the twin to create
+    partial: bool = False  # a create too big for one request: created bare, the properties follow as patches
 
 
 def wants_twin(shadow: Shadow, twin_exists: bool, policy: MissingTwinPolicy) -> bool:

@@ -32,7 +32,7 @@ log = logging.getLogger("twinbridge.pipeline")
 DEFAULT_MAX_CONCURRENCY = 16  # twins written at once per batch; ADT latency, not CPU, is what this hides
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class EventResult:
     index: int
     event_id: str | None
@@ -42,18 +42,6 @@ class EventResult:
     code: str | None = None
     path: str = ""
     message: str = ""
-
-    # An explicit __init__: compiled (shared/native.py), a dataclass's generated one stays interpreted.
-    def __init__(self, index: int, event_id: str | None, event_type: str | None, outcome: Outcome,
-                 twin_id: str | None = None, code: str | None = None, path: str = "", message: str = "") -> None:
-        self.index = index
-        self.event_id = event_id
-        self.event_type = event_type
-        self.outcome = outcome
-        self.twin_id = twin_id
-        self.code = code
-        self.path = path
-        self.message = message
 
 
 @dataclass
@@ -216,9 +204,9 @@ class Pipeline:
         except TransientError as exc:
             log.warning("twin %s: transient failure, %d event(s) to redeliver: %s", twin_id, len(members), exc)
             return [Decision(Outcome.RETRY, exc)] * len(members), tally.count
-        except (TwinRejected, TwinMissing) as refusal:  # not `exc`: compiled, one name holds one type per function
+        except (TwinRejected, TwinMissing) as exc:
             # E.g. 400 InvalidArgument on reading the twin (an id the service refuses): permanent for these events.
-            error = PermanentError.at(Code.TWIN_REJECTED, "", f"Digital Twins refused {twin_id!r}: {refusal}")
+            error = PermanentError.at(Code.TWIN_REJECTED, "", f"Digital Twins refused {twin_id!r}: {exc}")
             return [Decision(Outcome.QUARANTINED, error)] * len(members), tally.count
 
     def _executor(self) -> ThreadPoolExecutor:

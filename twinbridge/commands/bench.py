@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import time
 from typing import Any
 
 import orjson
 
-from shared import native
 from shared.settings.environment import Settings
 from shared.settings.gc_tuning import tune_gc
 from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY
@@ -100,13 +98,10 @@ def run(args: argparse.Namespace) -> int:
         "mean_event_bytes": round(core.bytes_total / core.events),
         "outcomes": dict(sorted(core.outcomes.items())),
         "adt_writes": core.adt_writes, "adt_writes_per_event": round(core.adt_writes / core.events, 4),
-        "core_build": native.describe(),
     }
     if args.core_only:
         _print(figures, args.json)
         return 0
-    if native.in_use():
-        figures["events_per_s_pure_python"] = _pure_python_events_per_s(args)
     lat = measure.run_latency(args.batch_size, args.devices, args.adt_latency_ms, args.seed, args.concurrency,
                               args.known_twins, naive=not args.skip_naive)
     figures.update({
@@ -131,20 +126,6 @@ def run(args: argparse.Namespace) -> int:
     figures.update(_machine())
     _print(figures, args.json)
     return 0
-
-
-def _pure_python_events_per_s(args: argparse.Namespace) -> int | None:
-    """The same core run on the sources, in a child process (a process cannot unload its compiled modules)."""
-    command = [sys.executable, "-m", "twinbridge", "bench", "--core-only", "--json",
-               "--events", str(min(args.events, 50_000)), "--devices", str(args.devices),
-               "--batch-size", str(args.batch_size), "--seed", str(args.seed),
-               "--concurrency", str(args.concurrency), "--known-twins", str(args.known_twins)]
-    child = subprocess.run(command, capture_output=True, text=True, check=False,
-                           env={**os.environ, native.PURE_PYTHON_ENV: "1"})
-    if child.returncode != 0:
-        print(f"bench: the pure-Python run failed: {child.stderr.strip()[-500:]}", file=sys.stderr)
-        return None
-    return int(orjson.loads(child.stdout)["events_per_s"])
 
 
 def _print(figures: dict[str, Any], as_json: bool) -> None:
