@@ -154,11 +154,7 @@ class Pipeline:
         missing = [i for i, result in enumerate(results) if result is None]  # `is`: `None in` calls __eq__ per item
         if missing:
             raise RuntimeError(f"no outcome for event(s) {missing[:10]} of the batch")  # a bug, never bad input
-        report = BatchReport(cast(list[EventResult], results), writes)
-        if log.isEnabledFor(logging.INFO):
-            log.info("batch of %d: %s, %d twin write(s)", len(events),
-                     ", ".join(f"{k} {v}" for k, v in report.counts().items() if v), report.twin_writes)
-        return report
+        return BatchReport(cast(list[EventResult], results), writes)  # the door logs it (shared/observability.py)
 
     def reject(self, raw: Any, error: TwinbridgeError, index: int = 0) -> EventResult:
         """Quarantine something that never became an event (e.g. a line of a stream that is not JSON)."""

@@ -19,7 +19,8 @@ from shared.adapters.twins.adt import RETRY_SETTINGS, AdtTwinStore, retry_policy
 from shared.errors import Code, Outcome
 from shared.ingest.dtdl import ModelCatalog
 from shared.settings.app_config import AppConfig
-from shared.twins.pipeline import BatchReport, Pipeline
+from shared.twins.pipeline import BatchReport
+from shared.wiring import build_pipeline
 from tests.reliability.figures import report
 from tests.support import event_factory as factory
 from tests.support.fault_transport import (
@@ -52,8 +53,9 @@ class Rig:
         transport.read_timeout = RETRY_SETTINGS["read_timeout"]  # a lost response costs what it would in Azure
         self.state = MemoryStateStore()
         self.quarantine = MemoryQuarantine()
-        self.pipeline = Pipeline(AppConfig.from_data({"topics": [factory.TOPIC]}), self.twins, self.state,
-                                 self.quarantine, catalog=ModelCatalog.load_dir(MODELS), max_concurrency=1)
+        self.pipeline = build_pipeline(AppConfig.from_data({"topics": [factory.TOPIC]}), self.twins,
+                                       catalog=ModelCatalog.load_dir(MODELS), state=self.state,
+                                       quarantine=self.quarantine, max_concurrency=1)
         self.durations: list[float] = []
 
     def deliver(self, events: list[dict[str, Any]]) -> BatchReport:

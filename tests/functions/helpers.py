@@ -1,4 +1,4 @@
-"""Apps for the door tests, assembled from shared.wiring's pieces over the embedded twin graph."""
+"""What the door tests share: twins as compared, events re-serialised by the Azure SDKs' own models."""
 
 from __future__ import annotations
 
@@ -10,30 +10,6 @@ import orjson
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent
 from azure.eventgrid._legacy._helpers import _cloud_event_to_generated
-
-from shared.adapters.checkpoints.memory import MemoryCheckpoints
-from shared.adapters.quarantine.local import MemoryQuarantine
-from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.ports import TwinStore
-from shared.settings.app_config import AppConfig
-from shared.settings.doors import DoorSettings
-from shared.settings.environment import Settings
-from shared.twins.pipeline import Pipeline
-from shared.wiring import App
-from tests.support import event_factory as factory
-from tests.support.rig import CATALOG
-
-
-def make_app(twins: TwinStore | None = None, config: dict[str, Any] | None = None,
-             doors: DoorSettings | None = None) -> App:
-    settings = Settings(doors=doors or DoorSettings())
-    app_config = AppConfig.from_data({"topics": [factory.TOPIC], **(config or {})})
-    graph = twins if twins is not None else EmbeddedTwinGraph(CATALOG)
-    state, quarantine = MemoryStateStore(), MemoryQuarantine()
-    # One twin at a time: deterministic write counts and fault injection order.
-    pipeline = Pipeline(app_config, graph, state, quarantine, catalog=CATALOG, max_concurrency=1)
-    return App(settings, app_config, CATALOG, graph, state, quarantine, pipeline, MemoryCheckpoints())
 
 
 def user_twins(twins: Any) -> dict[str, dict[str, Any]]:

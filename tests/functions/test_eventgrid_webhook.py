@@ -9,8 +9,9 @@ import pytest
 from functions.eventgrid_webhook import eventgrid_webhook, handle
 from shared.errors import Code
 from shared.settings.doors import DoorSettings
-from tests.functions.helpers import as_cloudevent_wire, as_eventgrid_wire, body_of, make_app, post, user_twins
+from tests.functions.helpers import as_cloudevent_wire, as_eventgrid_wire, body_of, post, user_twins
 from tests.support import event_factory as factory
+from tests.support.rig import make_app
 
 DEVICES = 50
 

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from functions import eventgrid_webhook as door
 from shared.settings.doors import DoorSettings
-from tests.functions.helpers import as_eventgrid_wire, make_app, post
+from tests.functions.helpers import as_eventgrid_wire, post
 from tests.support import event_factory as factory
+from tests.support.rig import make_app
 
 JWKS_URL = "https://login.microsoftonline.com/tenant-1/discovery/v2.0/keys"
 AUDIENCE = "api://twinbridge-webhook"
@@ -37,14 +38,12 @@ def token(key=KEY, kid="k1", **claims) -> str:
 
 @pytest.fixture
 def secured(install):
-    door._key_source.cache_clear()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(JWKS_URL, json=jwks())
         app = make_app(doors=DoorSettings(webhook_auth_audiences=(AUDIENCE,), webhook_auth_issuers=(ISSUER,),
                                           webhook_auth_jwks_url=JWKS_URL))
         install(app)
         yield app, mock
-    door._key_source.cache_clear()
 
 
 BODY = orjson.dumps([as_eventgrid_wire(factory.telemetry("dev-auth", {"temperature": 2.0}))])

@@ -10,7 +10,8 @@ from azure.functions.meta import Datum
 
 import function_app
 from functions import runtime
-from functions.ingest_iothub_events import ingest_iothub_events, to_plain_event
+from functions._bindings import to_plain_event
+from functions.ingest_iothub_events import ingest_iothub_events
 from shared.errors import Code, TransientError
 from shared.wiring import App
 from tests.support import event_factory as factory

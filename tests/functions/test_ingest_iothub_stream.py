@@ -14,8 +14,9 @@ from azure.functions.meta import Datum
 from functions.ingest_iothub_stream import UNCONFIGURED_TOPIC, ingest_iothub_stream, process_messages, to_messages
 from shared.errors import Code, TransientError
 from shared.settings.doors import DoorSettings
-from tests.functions.helpers import make_app, user_twins
+from tests.functions.helpers import user_twins
 from tests.support import event_factory as factory
+from tests.support.rig import make_app
 
 HUB = factory.TOPIC
 

@@ -6,15 +6,16 @@ import orjson
 import pytest
 import responses
 
-from functions.reconcile_registry import build_reconciler, run_once
+from functions.reconcile_registry import run_once
 from shared.adapters.registry.iothub import IotHubRegistry
 from shared.errors import TransientError
 from shared.ingest.timeparse import parse_ticks
 from shared.reconcile.run import CHECKPOINT
 from shared.settings.doors import DoorSettings
-from tests.functions.helpers import make_app, user_twins
+from tests.functions.helpers import user_twins
 from tests.support import event_factory as factory
 from tests.support.fake_registry import CONNECTION_STRING, FakeRegistry
+from tests.support.rig import make_app
 
 NOW = parse_ticks("2026-11-23T12:00:00Z")  # factory events happen from 10:00:00 on the same day
 MODEL = "dtmi:twinbridge:IoTDevice;1"
@@ -41,7 +42,7 @@ def reconcile_app(orphans: str = "mark", page_size: int = 3, max_devices: int = 
 
 def run(app, clock=None, max_items=1000, dry_run=False):
     client = IotHubRegistry.from_settings(None, CONNECTION_STRING)
-    return build_reconciler(app, client, clock or Clock(NOW)).run(max_items, dry_run=dry_run)
+    return app.reconciler(client, clock or Clock(NOW)).run(max_items, dry_run=dry_run)
 
 
 def test_pages_through_the_registry_and_creates_missing_twins(registry):
@@ -188,11 +189,9 @@ def test_timer_door_runs_with_the_app_registry(registry, install):
     from functions import reconcile_registry as door
 
     registry.add("dev-t")
-    install(reconcile_app())
+    app = reconcile_app()
+    install(app)
     report = run_once(IotHubRegistry.from_settings(None, CONNECTION_STRING), Clock(NOW))
     assert [a.kind for a in report.actions] == ["create"]
-    door._registry = IotHubRegistry.from_settings(None, CONNECTION_STRING)
-    try:
-        door.reconcile_registry(TimerRequest(past_due=True))  # the decorated function itself
-    finally:
-        door._registry = None
+    app.registry = IotHubRegistry.from_settings(None, CONNECTION_STRING)  # what App.registry builds on first use
+    door.reconcile_registry(TimerRequest(past_due=True))  # the decorated function itself

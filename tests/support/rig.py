@@ -1,17 +1,22 @@
-"""A pipeline over the embedded adapters, as the tests and the replay CLI build it."""
+"""The tests' one rig builder: a pipeline (``rig``) or a whole app (``make_app``) over the embedded adapters,
+assembled by shared.wiring.build_pipeline exactly as the app, the replay CLI and the bench assemble theirs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.ingest.dtdl import ModelCatalog
+from shared.ports import TwinStore
 from shared.settings.app_config import AppConfig
-from shared.settings.environment import APP_ROOT
+from shared.settings.doors import DoorSettings
+from shared.settings.environment import APP_ROOT, Settings
 from shared.twins.pipeline import Pipeline
+from shared.wiring import App, build_pipeline
 from tests.support import event_factory as factory
 from tests.support.fixtures import SAMPLE_TOPIC
 
@@ -43,4 +48,18 @@ def rig(config: dict[str, Any] | None = None, twins: Any = None) -> Rig:
     app_config = AppConfig.from_data(data)
     graph = twins if twins is not None else EmbeddedTwinGraph(CATALOG)
     state, quarantine = MemoryStateStore(), MemoryQuarantine()
-    return Rig(Pipeline(app_config, graph, state, quarantine, catalog=CATALOG), graph, state, quarantine)
+    pipeline = build_pipeline(app_config, graph, catalog=CATALOG, state=state, quarantine=quarantine)
+    return Rig(pipeline, graph, state, quarantine)
+
+
+def make_app(twins: TwinStore | None = None, config: dict[str, Any] | None = None,
+             doors: DoorSettings | None = None, settings: Settings | None = None) -> App:
+    """An app as the doors see it (functions.runtime.use_app installs it)."""
+    settings = settings or Settings(doors=doors or DoorSettings())
+    app_config = AppConfig.from_data({"topics": [factory.TOPIC], **(config or {})})
+    graph = twins if twins is not None else EmbeddedTwinGraph(CATALOG)
+    state, quarantine = MemoryStateStore(), MemoryQuarantine()
+    # One twin at a time: deterministic write counts and fault injection order.
+    pipeline = build_pipeline(app_config, graph, catalog=CATALOG, state=state, quarantine=quarantine,
+                              max_concurrency=1)
+    return App(settings, app_config, CATALOG, graph, state, quarantine, pipeline, MemoryCheckpoints())

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from shared.adapters.quarantine.local import MemoryQuarantine
-from shared.adapters.state.memory import MemoryStateStore
+from shared import wiring
 from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.ingest.dtdl import ModelCatalog
 from shared.settings.app_config import DEFAULT_DEVICE_MODEL, AppConfig
@@ -53,8 +52,8 @@ def config() -> AppConfig:
 
 
 def build_pipeline(twins: object, models: ModelCatalog, max_concurrency: int, known_twins: int) -> Pipeline:
-    return Pipeline(config(), twins, MemoryStateStore(), MemoryQuarantine(), catalog=models,  # type: ignore[arg-type]
-                    max_concurrency=max_concurrency, known_twins=known_twins)
+    return wiring.build_pipeline(config(), twins, catalog=models,  # type: ignore[arg-type]
+                                 max_concurrency=max_concurrency, known_twins=known_twins)
 
 
 @dataclass
