@@ -103,6 +103,7 @@ def run(args: argparse.Namespace, twins: TwinStore | None = None) -> int:
         twins = AdtTwinStore.from_url(args.adt_url)
     started = time.monotonic()
     base_url = args.function_url.rstrip("/")
+    client: PipelineClient[Any, Any]
     with PipelineClient(base_url) as client:
         for event in smoke_events(args.topic, device):
             status = send(client, base_url, key, event)
