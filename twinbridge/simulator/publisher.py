@@ -47,8 +47,8 @@ def event_to_wire(event: EventGridEvent, schema: str) -> dict[str, Any]:
         wire: dict[str, Any] = dict(event.serialize())
         wire["metadataVersion"] = "1"
         return wire
-    cloud: CloudEvent[Any] = CloudEvent(source=str(event.topic), type=event.event_type, data=event.data, subject=event.subject,
-                       id=event.id, time=event.event_time)
+    cloud: CloudEvent[Any] = CloudEvent(source=str(event.topic), type=event.event_type, data=event.data,
+                                        subject=event.subject, id=event.id, time=event.event_time)
     return cloud_event_to_wire(cloud)
 
 
