@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from shared.errors import Outcome
+from shared.outcome import Outcome
 from shared.twins.pipeline import BatchReport
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"

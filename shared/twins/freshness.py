@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import Outcome
+from shared.outcome import Outcome
 
 LIFECYCLE = "$lifecycle"
 TOMBSTONE = "$tombstone"  # the latest deletion; kept after a re-creation so older events stay stale

@@ -20,7 +20,7 @@ import responses
 from azure.core.credentials import AccessToken
 
 from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.ports import TwinConflict, TwinMissing, TwinRejected
+from shared.errors import TwinConflict, TwinMissing, TwinRejected
 
 ENDPOINT = "https://fake-adt.api.wus2.digitaltwins.azure.net"
 

@@ -30,9 +30,8 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from azure.digitaltwins.core import DigitalTwinsClient
 
-from shared.errors import Code, TransientError
+from shared.errors import Code, TransientError, TwinConflict, TwinMissing, TwinRejected
 from shared.observability import ADT_CALLS, ADT_RETRIED, ADT_THROTTLED, METRICS, Metrics
-from shared.ports import TwinConflict, TwinMissing, TwinRejected
 from shared.twins import deadline
 
 # azure-core RetryPolicy settings (constructor kwargs of every azure-core client).

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
+from shared.errors import TwinConflict, TwinMissing, TwinRejected
 from shared.ingest.dtdl import ModelCatalog
-from shared.ports import TwinConflict, TwinMissing, TwinRejected
 from shared.twins.patch_plan import fits_on_wire, wire_size
 
 Twin = dict[str, Any]
