@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install native test unit lint typecheck demo bench clean runtime-test
+.PHONY: install test unit lint typecheck demo bench clean runtime-test
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -47,33 +47,19 @@ ifeq ($(PY313),)
 else
 	@$(MAKE) --no-print-directory $(STAMP313)
 	@echo "== real-runtime tier on $$($(VENV313)/bin/python --version) (azure-functions-runtime)"
-	@TWINBRIDGE_REQUIRE_REAL_RUNTIME=1 TWINBRIDGE_PURE_PYTHON=1 $(VENV313)/bin/python -m pytest -q -p no:cacheprovider \
+	@TWINBRIDGE_REQUIRE_REAL_RUNTIME=1 $(VENV313)/bin/python -m pytest -q -p no:cacheprovider \
 	  tests/runtime; $(PYTEST_OR_SAY)
 endif
 
-# The compiled core (shared/native.py): rebuilt when a compiled module's source changes. NATIVE=0 skips it (no C
-# compiler): the sources then run as they are, only slower.
-# A failed build (no compiler) does not stop the demo or the bench: the sources run, and say so. make test still
-# notices: its compiled run asserts that the compiled modules are in use (tests/unit/test_native.py).
-NATIVE ?= 1
-native: install
-ifeq ($(NATIVE),1)
-	@$(BIN)/python -m twinbridge native build --if-needed || \
-	  echo "== no compiled core: the pure-Python sources run (NATIVE=0 skips the build)" >&2
-endif
-
-# The README's test command: lint, type-check, then the whole suite (unit, property, contract, integration) on the
-# compiled core, then the fast tier again on the pure-Python sources (the fallback where no build is deployed).
+# The README's test command: lint, type-check, then the whole suite once (unit, property, contract, integration).
 # pytest's exit code 5 (no test collected) means a broken suite here: say so, and fail.
 PYTEST_OR_SAY = rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; fi; exit $$rc
-test: native
+test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	@test -x .venv-checkov/bin/checkov || ($(PY) -m venv .venv-checkov && .venv-checkov/bin/pip install -q -r requirements-checkov.txt)
 	.venv-checkov/bin/checkov -d infra --framework arm --compact --quiet  # skips carry their reasons: docs/deploy.md
-	@TWINBRIDGE_EXPECT_NATIVE=$(NATIVE) $(BIN)/python -m pytest -q; $(PYTEST_OR_SAY)
-	@echo "== again on the pure-Python core (TWINBRIDGE_PURE_PYTHON=1), fast tier"
-	@TWINBRIDGE_PURE_PYTHON=1 $(BIN)/python -m pytest -q -m "not integration"; $(PYTEST_OR_SAY)
+	@$(BIN)/python -m pytest -q; $(PYTEST_OR_SAY)
 	@$(MAKE) --no-print-directory runtime-test
 
 unit: install
@@ -87,11 +73,11 @@ typecheck: install
 
 # The demo's local host runs on 3.13 through azure-functions-runtime when a 3.13 exists (twinbridge/commands/demo.py
 # picks .venv313), else on this venv's Python.
-demo: native $(if $(PY313),$(STAMP313))
+demo: install $(if $(PY313),$(STAMP313))
 	$(BIN)/python -m twinbridge demo
 
-bench: native
+bench: install
 	$(BIN)/python -m twinbridge bench
 
 clean:
-	rm -rf $(VENV) $(VENV313) node_modules .build .pytest_cache .mypy_cache .ruff_cache .hypothesis .run
+	rm -rf $(VENV) $(VENV313) .venv-checkov node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .run

@@ -3,7 +3,7 @@
 Event Grid writes an event it gave up on (retries exhausted, TTL passed, 400/413 from us) to the subscriptions'
 dead-letter container (infra/main.json). Without this door those events sat there unseen; now each becomes a
 ``DEAD_LETTERED`` quarantine record that ``python -m twinbridge quarantine list|replay`` shows and replays
-(shared/dead_letters.py). A timer rather than a Blob trigger: it needs no extra trigger plumbing on Flex
+(shared/doors/dead_letters.py). A timer rather than a Blob trigger: it needs no extra trigger plumbing on Flex
 Consumption, a run is bounded (``PER_RUN`` blobs), and a failed run leaves the blobs for the next one.
 
 Settings: ``TWINBRIDGE_DEADLETTER_CONTAINER`` (default ``eventgrid-deadletter``, on ``AzureWebJobsStorage``), or
@@ -13,14 +13,11 @@ Settings: ``TWINBRIDGE_DEADLETTER_CONTAINER`` (default ``eventgrid-deadletter``,
 from __future__ import annotations
 
 import logging
-import os
 
 import azure.functions as func
 
 from functions.runtime import current_app
-from shared.dead_letters import CollectReport, DeadLetterSource, FolderDeadLetters, collect
-from shared.settings import Settings
-from shared.wiring import on_storage
+from shared.doors.dead_letters import CollectReport, DeadLetterSource, collect
 
 log = logging.getLogger("twinbridge.deadletters")
 
@@ -28,32 +25,11 @@ bp = func.Blueprint()
 PER_RUN = 100
 # Event Grid writes a dead-letter about 5 minutes after the last attempt: polling faster would gain little.
 SCHEDULE = "0 */5 * * * *"
-_source: DeadLetterSource | None = None
-
-
-def build_source(settings: Settings | None, environ: dict[str, str] | None = None) -> DeadLetterSource | None:
-    """The configured dead-letter source; None when none is (no storage, no folder: nothing to collect)."""
-    env = os.environ if environ is None else environ
-    folder = env.get("TWINBRIDGE_DEADLETTER_DIR")
-    if folder:
-        return FolderDeadLetters(folder)
-    if settings is None or not (settings.storage_connection or settings.storage_account):
-        return None
-    from shared.adapters.azure_quarantine import DEFAULT_DEADLETTER_CONTAINER, BlobDeadLetters
-
-    container = env.get("TWINBRIDGE_DEADLETTER_CONTAINER") or DEFAULT_DEADLETTER_CONTAINER
-    return on_storage(settings, "TWINBRIDGE_DEADLETTER_CONTAINER", "dead-letter collection",
-                      lambda conn: BlobDeadLetters.from_connection_string(conn, container),
-                      lambda account: BlobDeadLetters.from_account(account, container))
 
 
 def run_once(source: DeadLetterSource | None = None) -> CollectReport:
-    global _source
     app = current_app()
-    if source is None:
-        if _source is None:
-            _source = build_source(app.settings)
-        source = _source
+    source = source if source is not None else app.dead_letters
     if source is None:
         return CollectReport()
     return collect(source, app.quarantine, PER_RUN)

@@ -2,22 +2,22 @@
 
 Why a webhook as well as the Event Grid trigger: the Python trigger gets one event per invocation and cannot
 choose its status code. Here a delivered array is one pipeline batch (patches coalesced per twin) and the status
-code follows Event Grid's retry rules. Decisions live in ``shared/webhook.py``; this is translation only.
+code follows Event Grid's retry rules. Decisions live in ``shared/doors/webhook.py``; this is translation only.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import cache
 
 import azure.functions as func
 
 from functions.runtime import current_app
-from shared.door_settings import DoorSettings
+from shared.doors.webhook import Deliver, Reply, WebhookPolicy, batch_reply, decide_post, options_reply, transient_reply
+from shared.doors.webhook_auth import KeySource, TokenPolicy, TokenRejected, verify_bearer
 from shared.errors import TransientError
-from shared.gc_tuning import note_input
-from shared.webhook import Deliver, Reply, WebhookPolicy, batch_reply, decide_post, options_reply, transient_reply
-from shared.webhook_auth import KeySource, TokenPolicy, TokenRejected, verify_bearer
+from shared.observability import run_batch
+from shared.settings.doors import DoorSettings
+from shared.settings.gc_tuning import note_input
 
 log = logging.getLogger("twinbridge.webhook")
 
@@ -29,23 +29,16 @@ def policy_from(doors: DoorSettings) -> WebhookPolicy:
                          doors.webhook_retry_after)
 
 
-@cache
-def _key_source(url: str) -> KeySource:
-    from shared.adapters.entra_jwks import JwksKeys
-
-    return JwksKeys(url)
-
-
-def check_token(req: func.HttpRequest, doors: DoorSettings) -> Reply | None:
+def check_token(req: func.HttpRequest, doors: DoorSettings, keys: KeySource | None) -> Reply | None:
     """401 unless the bearer token is valid — only when WEBHOOK_AUTH_AUDIENCE is configured."""
     if not doors.webhook_auth_audiences:
         return None
-    if not doors.webhook_auth_jwks_url:
+    if not doors.webhook_auth_jwks_url or keys is None:
         log.error("WEBHOOK_AUTH_AUDIENCE is set but WEBHOOK_AUTH_JWKS_URL is not: refusing every request")
         return Reply(401, {"error": {"code": "UNAUTHORIZED", "message": "token validation is misconfigured"}})
     policy = TokenPolicy(doors.webhook_auth_audiences, doors.webhook_auth_issuers, doors.webhook_auth_role)
     try:
-        verify_bearer(req.headers.get("authorization"), policy, _key_source(doors.webhook_auth_jwks_url))
+        verify_bearer(req.headers.get("authorization"), policy, keys)
     except TokenRejected as exc:
         log.warning("webhook request refused: %s", exc)
         return Reply(401, {"error": {"code": "UNAUTHORIZED", "message": "a valid bearer token is required"}},
@@ -65,7 +58,7 @@ def handle(req: func.HttpRequest) -> func.HttpResponse:
     app = current_app()
     doors = app.settings.doors
     policy = policy_from(doors)
-    refused = check_token(req, doors)
+    refused = check_token(req, doors, app.token_keys)
     if refused is not None:
         return to_response(refused)
     body = req.get_body()
@@ -75,7 +68,7 @@ def handle(req: func.HttpRequest) -> func.HttpResponse:
         return to_response(decision)
     assert isinstance(decision, Deliver)
     try:
-        report = app.pipeline.process(decision.events)
+        report = run_batch("eventgrid_webhook", decision.events, app.pipeline.process)
     except TransientError as exc:  # e.g. the quarantine store is down: nothing may be lost, so send it again
         log.warning("webhook batch of %d must come again: %s", len(decision.events), exc)
         return to_response(transient_reply(str(exc), policy))

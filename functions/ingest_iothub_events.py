@@ -19,28 +19,12 @@ from typing import Any
 import azure.functions as func
 import orjson
 
+from functions._bindings import to_plain_event
 from functions.runtime import current_app
-from shared.gc_tuning import note_input
-from shared.observability import log_batch
+from shared.observability import run_batch
+from shared.settings.gc_tuning import note_input
 
 bp = func.Blueprint()
-
-
-def to_plain_event(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
-    """The event as it was on the wire (either schema), rebuilt from the binding's typed object."""
-    if isinstance(event, func.CloudEvent):
-        plain: dict[str, Any] = {"specversion": event.specversion, "id": event.id, "source": event.source,
-                                 "type": event.type, "subject": event.subject, "data": event.get_json()}
-        if event.time is not None:
-            plain["time"] = event.time if isinstance(event.time, str) else event.time.isoformat()
-        plain.update(event.extension_attrs or {})
-        return plain
-    event_time = event.event_time
-    return {
-        "id": event.id, "topic": event.topic, "subject": event.subject, "eventType": event.event_type,
-        "eventTime": event_time.isoformat() if event_time is not None else None,
-        "data": event.get_json(), "dataVersion": event.data_version, "metadataVersion": "1",
-    }
 
 
 def parse_delivered(event: str | bytes | func.EventGridEvent | func.CloudEvent) -> tuple[Any, int | None]:
@@ -61,7 +45,5 @@ def parse_delivered(event: str | bytes | func.EventGridEvent | func.CloudEvent) 
 def ingest_iothub_events(event: str) -> None:
     parsed, size = parse_delivered(event)
     note_input(size or 0)  # large events: cyclic garbage collected by bytes, not only by object count
-    events = [parsed]
-    report = current_app().pipeline.process(events, [size])
-    log_batch(report, door="ingest_iothub_events", events=events)
+    report = run_batch("ingest_iothub_events", [parsed], lambda events: current_app().pipeline.process(events, [size]))
     report.raise_if_transient()

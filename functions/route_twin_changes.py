@@ -21,8 +21,9 @@ from typing import Any
 
 import azure.functions as func
 
-from functions.ingest_iothub_events import to_plain_event
+from functions._bindings import at, to_plain_event
 from functions.runtime import current_app
+from shared.observability import run_batch
 
 log = logging.getLogger("twinbridge.egress")
 
@@ -41,23 +42,17 @@ def to_notification(event: func.EventGridEvent | func.CloudEvent) -> dict[str, A
     return {k: v for k, v in plain.items() if v is not None}
 
 
-def _at(items: Any, index: int) -> dict[str, Any]:
-    if isinstance(items, list) and index < len(items) and isinstance(items[index], dict):
-        return dict(items[index])
-    return {}
-
-
 def to_amqp_messages(events: list[func.EventHubEvent]) -> list[tuple[dict[str, Any], bytes]]:
     """(application properties, body) per event; the properties come from the batch's PropertiesArray."""
     metadata: dict[str, Any] = dict(events[0].metadata or {}) if events else {}
     properties = metadata.get("PropertiesArray")
-    return [(_at(properties, i), event.get_body()) for i, event in enumerate(events)]
+    return [(at(properties, i), event.get_body()) for i, event in enumerate(events)]
 
 
 @bp.function_name("route_twin_changes")
 @bp.event_grid_trigger(arg_name="event")
 def route_twin_changes(event: func.EventGridEvent) -> None:
-    report = current_app().egress.process([to_notification(event)])
+    report = run_batch("route_twin_changes", [to_notification(event)], current_app().egress.process)
     report.raise_if_transient()
 
 
@@ -74,5 +69,5 @@ def route_twin_changes(event: func.EventGridEvent) -> None:
                               data_type=func.DataType.BINARY,
                               consumer_group="%TWINBRIDGE_EGRESS_SOURCE_CONSUMER_GROUP%")
 def route_twin_changes_eventhub(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006
-    report = current_app().egress.process_amqp(to_amqp_messages(events))
+    report = run_batch("route_twin_changes_eventhub", to_amqp_messages(events), current_app().egress.process_amqp)
     report.raise_if_transient()

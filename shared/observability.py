@@ -1,8 +1,10 @@
 """Operating signals: one JSON log line per event that was not applied, counters, OpenTelemetry when configured.
 
-* ``log_batch(report, door=..., events=...)`` is the one call a door makes after ``Pipeline.process``: it counts
-  every outcome and writes one JSON line per non-applied event (event id, type, device id, twin id, outcome, error
-  code and field path — never the payload, never an error message that could quote it) and one summary line.
+* ``run_batch(door, events, process)`` is the one call every door makes, ingest and egress alike: it runs the
+  door's batch (``Pipeline.process``, ``EgressRouter.process``…) and then ``log_batch`` counts every outcome and
+  writes one JSON line per non-applied event (event id, type, device id, twin id, outcome, error code and field
+  path — never the payload, never an error message that could quote it) and one summary line, once per batch.
+* ``record_egress(sink, n)`` is called by the egress router where a sink accepted messages.
 * ``METRICS`` holds the process-wide counters (``Metrics``). Each series is a metric name plus attributes, e.g.
   ``twinbridge.events{outcome=quarantined, code=TOPIC_NOT_ALLOWED}``. They are always kept in-process (tests, the
   CLI, the local host read them) and also forwarded to OpenTelemetry counters once a meter is bound.
@@ -20,12 +22,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 import orjson
 
-from shared.errors import Outcome
-from shared.pipeline import BatchReport, EventResult
+from shared.outcome import Outcome
 
 __all__ = [
     "ADT_CALLS",
@@ -41,6 +42,7 @@ __all__ = [
     "device_id_of",
     "log_batch",
     "record_egress",
+    "run_batch",
 ]
 
 # Metric names (OpenTelemetry instrument names; attributes in braces)
@@ -155,7 +157,53 @@ def device_id_of(raw: Any) -> str | None:
     return None
 
 
-def _event_line(result: EventResult, door: str, raw: Any) -> dict[str, Any]:
+class EventOutcome(Protocol):
+    """One event's result as a door reports it (shared.twins.pipeline.EventResult, the egress router's)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def event_id(self) -> str | None: ...
+    @property
+    def event_type(self) -> str | None: ...
+    @property
+    def twin_id(self) -> str | None: ...
+    @property
+    def outcome(self) -> Outcome: ...
+    @property
+    def code(self) -> str | None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+class BatchOutcome(Protocol):
+    """What a door's batch produced: one result per event, and the twin writes it made."""
+
+    @property
+    def results(self) -> Sequence[EventOutcome]: ...
+    @property
+    def twin_writes(self) -> int: ...
+    def counts(self) -> dict[str, int]: ...
+    def codes(self) -> dict[str, int]: ...
+
+
+Report = TypeVar("Report", bound=BatchOutcome)
+
+
+def run_batch(door: str, events: Sequence[Any], process: Callable[[Sequence[Any]], Report], *,
+              logger: logging.Logger | None = None, metrics: Metrics | None = None,
+              **summary: int) -> Report:
+    """Run one door's batch and emit its signals once: ``twinbridge.batches``, ``twinbridge.events`` per event,
+    ``twinbridge.twin_writes``, the per-event lines and the summary (``summary`` adds door-specific counts). Raising
+    for redelivery stays with the door, after this (the webhook answers with a status code instead)."""
+    report = process(events)
+    log_batch(report, door=door, events=events, logger=logger, metrics=metrics, **summary)
+    return report
+
+
+def _event_line(result: EventOutcome, door: str, raw: Any) -> dict[str, Any]:
     line: dict[str, Any] = {
         "log": "twinbridge.event",
         "door": door,
@@ -185,8 +233,8 @@ _LEVELS: Final = {
 }
 
 
-def log_batch(report: BatchReport, *, door: str, events: Sequence[Any] | None = None,
-              logger: logging.Logger | None = None, metrics: Metrics | None = None) -> dict[str, Any]:
+def log_batch(report: BatchOutcome, *, door: str, events: Sequence[Any] | None = None,
+              logger: logging.Logger | None = None, metrics: Metrics | None = None, **extra: int) -> dict[str, Any]:
     """Count and log one processed batch; returns the summary line (also logged). ``events`` = the raw batch."""
     logger = logger or events_log
     metrics = metrics or METRICS
@@ -202,7 +250,7 @@ def log_batch(report: BatchReport, *, door: str, events: Sequence[Any] | None = 
     metrics.add(BATCHES, door=door)
     metrics.add(TWIN_WRITES, report.twin_writes, door=door)
     summary: dict[str, Any] = {"log": "twinbridge.batch", "door": door, "events": len(report.results),
-                               **report.counts(), "twin_writes": report.twin_writes}
+                               **report.counts(), "twin_writes": report.twin_writes, **extra}
     codes = report.codes()
     if codes:
         summary["codes"] = dict(sorted(codes.items()))

@@ -1,28 +1,40 @@
-"""Composition: settings → config, adapters and the pipeline. The only place that picks adapters."""
+"""The composition root: settings → config, adapters and the pipeline. The only module that picks adapters.
+
+Everything the doors (functions/), the CLI (twinbridge/) and the tests run is assembled here: ``build_app`` for a
+process, ``build_pipeline`` for one pipeline (the app's, the replay CLI's, the bench's, the tests' rigs), and the
+``App``'s lazily built parts — the egress router, the forwarding store, the webhook's token keys, the registry and
+the reconciler. A test (tests/test_layout.py) checks that no other module under shared/ or functions/ imports
+``shared.adapters``.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from shared import native
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
-from shared.adapters.memory_checkpoints import MemoryCheckpoints
-from shared.adapters.memory_state import MemoryStateStore
-from shared.config import AppConfig
-from shared.dtdl import ModelCatalog
+from shared.adapters.checkpoints.memory import MemoryCheckpoints
+from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.doors.dead_letters import DeadLetterSource, FolderDeadLetters
+from shared.doors.webhook_auth import KeySource
 from shared.errors import ConfigError, Problem
-from shared.filter_config import build_event_filter
-from shared.gc_tuning import tune_gc
-from shared.pipeline import Pipeline
+from shared.filters.config import build_event_filter
+from shared.ingest.dtdl import ModelCatalog
+from shared.ingest.timeparse import TICKS_PER_SECOND
 from shared.ports import Checkpoints, Quarantine, StateStore, TwinStore
-from shared.settings import APP_ROOT, Settings
+from shared.reconcile.decisions import ReconcileOptions, Registry
+from shared.reconcile.run import Reconciler, utc_now_ticks
+from shared.settings.app_config import AppConfig
+from shared.settings.doors import DoorSettings
+from shared.settings.environment import APP_ROOT, Settings
+from shared.settings.gc_tuning import tune_gc
+from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY, Pipeline
 
 if TYPE_CHECKING:
     from shared.egress.ports import ForwardingStore
@@ -47,6 +59,65 @@ class App:
     def egress(self) -> EgressRouter:
         """Built on first use (only the egress door needs it); tests may assign their own."""
         return build_egress(self)
+
+    @cached_property
+    def forwarding_store(self) -> ForwardingStore:
+        """Egress forwarding records: one store per process, shared by the router and the timer's housekeeping."""
+        return build_forwarding_store(self.settings)
+
+    @cached_property
+    def token_keys(self) -> KeySource | None:
+        """The webhook's signing keys (WEBHOOK_AUTH_JWKS_URL), fetched and cached by the JWKS adapter; None unset."""
+        url = self.settings.doors.webhook_auth_jwks_url
+        if not url:
+            return None
+        from shared.adapters.token_keys.entra_jwks import JwksKeys
+
+        return JwksKeys(url)
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The IoT Hub registry (reconcile), built on first use: only the timer and the CLI read it."""
+        return build_registry(self.settings.doors)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterSource | None:
+        """Where Event Grid's dead-letters are collected from (the collect_dead_letters timer and the CLI), built on
+        first use; None when neither a folder nor storage is configured (nothing to collect)."""
+        return build_dead_letter_source(self.settings)
+
+    def reconciler(self, registry: Registry | None = None, clock: Callable[[], int] = utc_now_ticks) -> Reconciler:
+        """A reconcile run's worker over this app's twins, state, applier and checkpoints (tests pass a registry)."""
+        doors = self.settings.doors
+        return Reconciler(registry if registry is not None else self.registry, self.twins, self.state,
+                          self.pipeline.applier, self.pipeline.mapper, self.checkpoints, reconcile_options(self),
+                          device_template=self.config.twin.device_id, device_model=self.config.twin.device_model,
+                          hub_name=hub_name(doors), page_size=doors.reconcile_page_size, clock=clock)
+
+
+def reconcile_options(app: App) -> ReconcileOptions:
+    doors, conn = app.settings.doors, app.config.connection
+    return ReconcileOptions(
+        orphans=doors.reconcile_orphans, mark_property=doors.reconcile_mark_property,
+        mark_value=doors.reconcile_mark_value, grace_ticks=doors.reconcile_grace_seconds * TICKS_PER_SECOND,
+        connection_path=app.pipeline.mapper.connection_path,
+        connection_values={True: conn.connected, False: conn.disconnected},
+    )
+
+
+def hub_name(doors: DoorSettings) -> str | None:
+    """``myhub`` from ``myhub.azure-devices.net`` or from the connection string's HostName."""
+    host = doors.iothub_host_name
+    if doors.iothub_connection_string:
+        parts = dict(p.split("=", 1) for p in doors.iothub_connection_string.split(";") if "=" in p)
+        host = parts.get("HostName", host)
+    return host.split(".", 1)[0] if host else None
+
+
+def build_registry(doors: DoorSettings) -> Registry:
+    from shared.adapters.registry.iothub import IotHubRegistry
+
+    return IotHubRegistry.from_settings(doors.iothub_host_name, doors.iothub_connection_string)
 
 
 def resolve_app_path(path: str) -> Path:
@@ -77,7 +148,7 @@ def load_catalog(settings: Settings, config: AppConfig) -> ModelCatalog:
 
 def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
     if settings.adt_url:
-        from shared.adapters.adt_twins import AdtTwinStore
+        from shared.adapters.twins.adt import AdtTwinStore
 
         return AdtTwinStore.from_url(settings.adt_url)
     return EmbeddedTwinGraph(catalog, settings.twin_db)
@@ -98,7 +169,7 @@ def build_state_store(settings: Settings) -> StateStore:
     if settings.state_store == "memory":
         return MemoryStateStore()
     if settings.state_store == "table":
-        from shared.adapters.table_state import TableStateStore
+        from shared.adapters.state.table import TableStateStore
 
         table = settings.state_table
         return on_storage(settings, "TWINBRIDGE_STATE_STORE", "state store 'table'",
@@ -110,7 +181,7 @@ def build_state_store(settings: Settings) -> StateStore:
 def build_quarantine(settings: Settings) -> Quarantine:
     kind = settings.quarantine_store or ("jsonl" if settings.quarantine_file else "memory")
     if kind == "blob":
-        from shared.adapters.azure_quarantine import BlobQuarantine
+        from shared.adapters.quarantine.blob import BlobQuarantine
 
         container = settings.quarantine_container
         return on_storage(settings, "TWINBRIDGE_QUARANTINE", "quarantine 'blob'",
@@ -135,19 +206,36 @@ def build_egress(app: App) -> EgressRouter:
 
     egress = load_egress(app.config.sections, app.settings.config_path or "<config>")
     sinks = {name: build_sink(name, endpoint, os.environ) for name, endpoint in egress.endpoints.items()}
-    store = build_forwarding_store(app.settings)
+    store = app.forwarding_store
     propagator = RulePropagator(egress.rules, app.twins, app.state) if egress.rules else None
     return EgressRouter(egress, sinks, store, app.quarantine, propagator)
 
 
+def build_dead_letter_source(settings: Settings, environ: Mapping[str, str] | None = None) -> DeadLetterSource | None:
+    """TWINBRIDGE_DEADLETTER_DIR (a folder, as the local publisher writes), else the dead-letter container
+    (TWINBRIDGE_DEADLETTER_CONTAINER, default eventgrid-deadletter) on the app's storage; None when neither."""
+    env = os.environ if environ is None else environ
+    folder = env.get("TWINBRIDGE_DEADLETTER_DIR")
+    if folder:
+        return FolderDeadLetters(folder)
+    if not (settings.storage_connection or settings.storage_account):
+        return None
+    from shared.adapters.quarantine.blob import DEFAULT_DEADLETTER_CONTAINER, BlobDeadLetters
+
+    container = env.get("TWINBRIDGE_DEADLETTER_CONTAINER") or DEFAULT_DEADLETTER_CONTAINER
+    return on_storage(settings, "TWINBRIDGE_DEADLETTER_CONTAINER", "dead-letter collection",
+                      lambda conn: BlobDeadLetters.from_connection_string(conn, container),
+                      lambda account: BlobDeadLetters.from_account(account, container))
+
+
 def build_forwarding_store(settings: Settings) -> ForwardingStore:
     """Egress forwarding records: per process (memory) or shared by every instance (Table Storage)."""
-    from shared.adapters.forwarding_memory import MemoryForwardingStore
+    from shared.adapters.forwarding.memory import MemoryForwardingStore
 
     if settings.forwarding_store == "memory":
         return MemoryForwardingStore()
     if settings.forwarding_store == "table":
-        from shared.adapters.forwarding_table import TableForwardingStore
+        from shared.adapters.forwarding.table import TableForwardingStore
 
         table = settings.forwarding_table
         store: ForwardingStore = on_storage(
@@ -169,21 +257,31 @@ def build_app(settings: Settings | None = None) -> App:
     twins = build_twin_store(settings, catalog)
     state = build_state_store(settings)
     quarantine = build_quarantine(settings)
-    event_filter = build_event_filter(config.sections.get("filters"))  # same section `filters export` deploys
-    pipeline = Pipeline(config, twins, state, quarantine, catalog=catalog, max_concurrency=settings.max_concurrency,
-                        known_twins=settings.known_twins,
-                        event_filter=event_filter.check if event_filter else None)
+    pipeline = build_pipeline(config, twins, catalog=catalog, state=state, quarantine=quarantine,
+                              max_concurrency=settings.max_concurrency, known_twins=settings.known_twins)
     app = App(settings, config, catalog, twins, state, quarantine, pipeline, checkpoints=build_checkpoints(settings))
-    tune_gc(settings.gc_gen0)  # once built: what exists now is frozen out of later collections (shared/gc_tuning.py)
-    log.info("%s", native.describe())  # which core runs here, and why (shared/native.py)
+    # Once built: what exists now is frozen out of later collections (shared/settings/gc_tuning.py).
+    tune_gc(settings.gc_gen0)
     return app
+
+
+def build_pipeline(config: AppConfig, twins: TwinStore, *, catalog: ModelCatalog | None = None,
+                   state: StateStore | None = None, quarantine: Quarantine | None = None,
+                   max_concurrency: int = DEFAULT_MAX_CONCURRENCY, known_twins: int = 0) -> Pipeline:
+    """The one way a pipeline is assembled (the app, the replay CLI, the bench, the tests): the config's ``filters``
+    section (the same one ``filters export`` deploys) applied; state and quarantine in memory unless given."""
+    event_filter = build_event_filter(config.sections.get("filters"))
+    return Pipeline(config, twins, state if state is not None else MemoryStateStore(),
+                    quarantine if quarantine is not None else MemoryQuarantine(), catalog=catalog,
+                    max_concurrency=max_concurrency, known_twins=known_twins,
+                    event_filter=event_filter.check if event_filter else None)
 
 
 def build_checkpoints(settings: Settings) -> Checkpoints:
     """Durable with the durable state store: a Function App's resume points must survive restarts."""
     if settings.state_store != "table":
         return MemoryCheckpoints()
-    from shared.adapters.table_checkpoints import TableCheckpoints
+    from shared.adapters.checkpoints.table import TableCheckpoints
 
     return on_storage(settings, "TWINBRIDGE_STATE_STORE", "checkpoints on table",
                       TableCheckpoints.from_connection_string, TableCheckpoints.from_account)

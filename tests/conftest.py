@@ -3,9 +3,9 @@
 import pytest
 import responses
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from tests.support.builders import CATALOG
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from tests.support.fake_adt import FakeAdt
+from tests.support.rig import CATALOG
 
 pytest_plugins: list[str] = ["tests.support.azurite"]
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import twinbridge.commands as commands_pkg
-from shared.adapters.embedded_twins import TwinGraphFileError
+from shared.adapters.twins.embedded_graph import TwinGraphFileError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """Reading recorded event streams without holding them in memory: the file is memory-mapped and cut into its
-top-level elements by shared/json_elements.py (arrays, JSON Lines, one event, pretty-printed, BOM), each parsed on
+top-level elements by shared/ingest/json_elements.py (arrays, JSON Lines, one event, pretty-printed, BOM), each
+parsed on
 its own; an element that is not JSON comes as ``Unparsable`` for the caller to quarantine, and the stream goes on.
 """
 
@@ -9,7 +10,7 @@ import mmap
 from collections.abc import Iterator
 from pathlib import Path
 
-from shared.json_elements import Item, Unparsable, iter_elements
+from shared.ingest.json_elements import Item, Unparsable, iter_elements
 
 __all__ = ["Item", "Unparsable", "read_events"]
 

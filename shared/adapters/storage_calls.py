@@ -5,7 +5,7 @@ Transient: throttling and timeouts (408, 429), service errors (5xx), 401/403 (a 
 and no answer at all. Anything else (400, 404, 409, 412) is an answer about the data, for the caller to handle.
 
 Every storage client the app builds gets ``client_options(...)``: its transport (``DeadlineTransport``) shares the
-invocation's deadline (shared/deadline.py). Each attempt's connection and read timeouts are cut to the time left,
+invocation's deadline (shared/twins/deadline.py). Each attempt's connection and read timeouts are cut to the time left,
 the retry policies' back-off sleeps too, and an attempt that would start with no time left fails at once — so a
 store that accepts connections and never answers costs one budget, not azure-core's "read timeout × attempts"
 (issue 15 §4 measured 42.5 s for the Table client and 163 s for Blob's 15 s-based exponential back-off). Outside
@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ServiceRequestError
 from azure.core.pipeline.transport import RequestsTransport
 
-from shared import deadline
 from shared.errors import Code, TransientError
+from shared.twins import deadline
 
 T = TypeVar("T")
 

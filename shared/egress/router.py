@@ -14,6 +14,7 @@ redelivered batch only sends what is missing. Propagation rules run on the same 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,7 +24,9 @@ from shared.egress.config import EgressConfig
 from shared.egress.notifications import Notification, read_amqp_notification, read_notification
 from shared.egress.ports import ForwardingStore, Outgoing, Sink, Status
 from shared.egress.transforms import outgoing
-from shared.errors import Code, Outcome, PermanentError, TransientError, TwinbridgeError
+from shared.errors import Code, PermanentError, TransientError, TwinbridgeError
+from shared.observability import record_egress
+from shared.outcome import Outcome
 from shared.ports import Quarantine
 from shared.quarantine_record import build_record, record_id
 
@@ -52,6 +55,19 @@ class NotificationResult:
     path: str = ""
     message: str = ""
 
+    # The names shared.observability logs every door's results by.
+    @property
+    def event_id(self) -> str | None:
+        return self.id
+
+    @property
+    def event_type(self) -> str | None:
+        return self.type
+
+    @property
+    def twin_id(self) -> str | None:
+        return self.subject  # an ADT notification's subject is the twin id
+
 
 @dataclass
 class EgressReport:
@@ -62,11 +78,19 @@ class EgressReport:
     def sent(self) -> int:
         return sum(r.sent for r in self.results)
 
+    @property
+    def twin_writes(self) -> int:
+        """Parent twins written by propagation rules."""
+        return sum(r.parents_written for r in self.results)
+
     def counts(self) -> dict[str, int]:
         counts = {o.value: 0 for o in Outcome}
         for r in self.results:
             counts[r.outcome.value] += 1
         return counts
+
+    def codes(self) -> dict[str, int]:
+        return dict(Counter(r.code for r in self.results if r.code))
 
     def raise_if_transient(self) -> None:
         if self.transient:
@@ -168,6 +192,9 @@ class EgressRouter:
         sent_keys: list[str] = []
         for endpoint, entries in by_endpoint.items():
             deliveries = self.sinks[endpoint].send([m for _, _, m in entries])
+            accepted = sum(1 for d in deliveries if d.status is Status.SENT)
+            if accepted:
+                record_egress(endpoint, accepted)  # twinbridge.egress.sent{sink=<endpoint name>}
             for (result, raw, message), delivery in zip(entries, deliveries, strict=True):
                 if delivery.status is Status.SENT:
                     result.sent += 1

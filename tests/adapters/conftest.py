@@ -3,10 +3,10 @@ import pytest
 from azure.core.pipeline.transport import RequestsTransport
 from azure.digitaltwins.core import DigitalTwinsClient
 
-from shared.adapters.adt_twins import AdtTwinStore
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from tests.support.builders import CATALOG
+from shared.adapters.twins.adt import AdtTwinStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from tests.support.fake_adt import ENDPOINT, FakeCredential
+from tests.support.rig import CATALOG
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 import pytest
 
-from shared.errors import Code, TransientError
-from shared.ports import TwinConflict, TwinRejected
-from tests.support.builders import rig
+from shared.errors import Code, TransientError, TwinConflict, TwinRejected
+from tests.support import event_factory as factory
+from tests.support.rig import rig
 
 MODEL = "dtmi:twinbridge:IoTDevice;1"
 
@@ -71,7 +71,6 @@ def test_pipeline_over_the_adt_adapter_matches_the_embedded_graph(adt_store, fak
 
 def test_twin_race_412_is_resolved_by_re_reading(adt_store, fake_adt):
     """Another writer changes the twin between our read and our PATCH: we re-read and re-plan, never blind-write."""
-    from tests.support import factory
 
     r = rig(twins=adt_store)
     r.pipeline.process([factory.lifecycle("d1"), factory.telemetry("d1", {"temperature": 1.0}, second=1)])

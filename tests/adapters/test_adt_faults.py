@@ -13,15 +13,17 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from shared.adapters.adt_twins import RETRY_SETTINGS, AdtTwinStore, retry_policy
-from shared.adapters.local_quarantine import MemoryQuarantine
-from shared.adapters.memory_state import MemoryStateStore
-from shared.config import AppConfig
-from shared.dtdl import ModelCatalog
-from shared.errors import Code, Outcome
-from shared.pipeline import BatchReport, Pipeline
+from shared.adapters.quarantine.local import MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.adt import RETRY_SETTINGS, AdtTwinStore, retry_policy
+from shared.errors import Code
+from shared.ingest.dtdl import ModelCatalog
+from shared.outcome import Outcome
+from shared.settings.app_config import AppConfig
+from shared.twins.pipeline import BatchReport
+from shared.wiring import build_pipeline
 from tests.reliability.figures import report
-from tests.support import factory
+from tests.support import event_factory as factory
 from tests.support.fault_transport import (
     FaultTransport,
     apply_then_timeout,
@@ -41,7 +43,7 @@ class FakeCredential:
         return AccessToken("fake-token", int(time.time()) + 3600)
 
 
-class Rig:
+class AdtInstance:
     """One function instance: the pipeline over the real ADT client over the fault transport."""
 
     def __init__(self, transport: FaultTransport) -> None:
@@ -52,8 +54,9 @@ class Rig:
         transport.read_timeout = RETRY_SETTINGS["read_timeout"]  # a lost response costs what it would in Azure
         self.state = MemoryStateStore()
         self.quarantine = MemoryQuarantine()
-        self.pipeline = Pipeline(AppConfig.from_data({"topics": [factory.TOPIC]}), self.twins, self.state,
-                                 self.quarantine, catalog=ModelCatalog.load_dir(MODELS), max_concurrency=1)
+        self.pipeline = build_pipeline(AppConfig.from_data({"topics": [factory.TOPIC]}), self.twins,
+                                       catalog=ModelCatalog.load_dir(MODELS), state=self.state,
+                                       quarantine=self.quarantine, max_concurrency=1)
         self.durations: list[float] = []
 
     def deliver(self, events: list[dict[str, Any]]) -> BatchReport:
@@ -72,9 +75,9 @@ class Rig:
             assert request.headers.get("If-None-Match") == "*", f"PUT that could overwrite: {request}"
 
 
-def rig_with_twin(*faults: Any) -> Rig:
+def rig_with_twin(*faults: Any) -> AdtInstance:
     transport = FaultTransport()
-    rig = Rig(transport)
+    rig = AdtInstance(transport)
     first = rig.deliver([factory.lifecycle("dev-1", second=1), factory.connection("dev-1", 1, second=1)])
     assert first.counts()["applied"] == 2
     transport.script = list(faults)
@@ -159,7 +162,7 @@ def test_patch_applied_then_timeout_is_resolved_by_rereading() -> None:
 
 def test_create_applied_then_timeout_creates_once() -> None:
     transport = FaultTransport([apply_then_timeout("PUT")])
-    rig = Rig(transport)
+    rig = AdtInstance(transport)
     result = rig.deliver([factory.lifecycle("dev-9", second=1), factory.telemetry("dev-9", {"co2": 1.5}, second=2)])
     assert outcomes(result) == ["applied", "applied"]
     puts = transport.writes("PUT")
@@ -202,7 +205,7 @@ def test_fault_storm_many_events_no_loss_no_double_apply() -> None:
     of one group is what an invocation takes (the fake clock is shared, so mixing devices would add them up).
     """
     transport = FaultTransport()
-    rig = Rig(transport)
+    rig = AdtInstance(transport)
     devices = [f"dev-{i}" for i in range(6)]
     rig.deliver([factory.lifecycle(d, second=1) for d in devices])
     queues: dict[str, list[dict[str, Any]]] = {d: [] for d in devices}

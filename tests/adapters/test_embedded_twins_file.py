@@ -1,4 +1,4 @@
-"""The SQLite twin graph commits before it acknowledges (shared/adapters/embedded_twins.py).
+"""The SQLite twin graph commits before it acknowledges (shared/adapters/twins/embedded_graph.py).
 
 Issue 15 §6: with the file locked by another process the write failed, yet memory had the new value, so the
 redelivery was a "duplicate" and the file kept the old value for good. Now the failed write changes nothing and
@@ -14,10 +14,11 @@ import sys
 import orjson
 import pytest
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph, TwinGraphFileError
-from shared.errors import Outcome, TransientError
-from tests.support import factory
-from tests.support.builders import CATALOG, rig
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph, TwinGraphFileError
+from shared.errors import TransientError
+from shared.outcome import Outcome
+from tests.support import event_factory as factory
+from tests.support.rig import CATALOG, rig
 
 
 def _file_value(path, twin_id, name):
@@ -34,7 +35,7 @@ def _lock(path):
 
 
 def test_a_write_the_locked_file_refused_is_applied_on_redelivery(tmp_path, monkeypatch):
-    import shared.adapters.embedded_twins as embedded
+    import shared.adapters.twins.embedded_graph as embedded
 
     monkeypatch.setattr(embedded, "_LOCK_WAIT_SECONDS", 0.05)
     path = tmp_path / "twins.db"

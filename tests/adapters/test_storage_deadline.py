@@ -15,19 +15,19 @@ import azure.functions as func
 import orjson
 import pytest
 
-from shared.adapters.azure_quarantine import BlobQuarantine
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.forwarding_table import TableForwardingStore
-from shared.adapters.table_checkpoints import TableCheckpoints
-from shared.adapters.table_state import TableStateStore
-from shared.config import AppConfig
-from shared.deadline import invocation_budget
+from shared.adapters.checkpoints.table import TableCheckpoints
+from shared.adapters.forwarding.table import TableForwardingStore
+from shared.adapters.quarantine.blob import BlobQuarantine
+from shared.adapters.state.table import TableStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import TransientError
-from shared.pipeline import Pipeline
-from shared.settings import Settings
+from shared.settings.app_config import AppConfig
+from shared.settings.environment import Settings
+from shared.twins.deadline import invocation_budget
+from shared.twins.pipeline import Pipeline
 from shared.wiring import App
-from tests.support import factory
-from tests.support.builders import CATALOG
+from tests.support import event_factory as factory
+from tests.support.rig import CATALOG
 from twinbridge.azurite import ACCOUNT, ACCOUNT_KEY
 
 DOOR_ANSWER_LIMIT = 25.0  # Event Grid waits 30 s for an answer

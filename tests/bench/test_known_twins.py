@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from tests.support.builders import NetworkedGraph
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from tests.support import event_factory as factory
+from tests.support.rig import NetworkedGraph
 from twinbridge.bench.measure import build_pipeline, catalog
 from twinbridge.bench.workload import TOPIC, Workload
 
@@ -46,7 +47,6 @@ def test_same_twins_and_outcomes_with_and_without_the_cache_and_the_pool():
 
 
 def _telemetry(device: str, body: dict, second: int) -> dict:
-    from tests.support import factory
 
     event = factory.telemetry(device, body, second=second)
     event["topic"] = TOPIC

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.config import DEFAULT_DEVICE_MODEL
-from tests.support import factory
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.settings.app_config import DEFAULT_DEVICE_MODEL
+from tests.support import event_factory as factory
 from twinbridge.bench.measure import build_pipeline, catalog, run_core, run_latency
 from twinbridge.bench.naive import naive_handle
 from twinbridge.bench.slow_adt import SlowTwinStore

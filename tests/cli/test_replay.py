@@ -10,8 +10,8 @@ import sys
 import orjson
 import pytest
 
-from shared.settings import APP_ROOT
-from tests.support import factory
+from shared.settings.environment import APP_ROOT
+from tests.support import event_factory as factory
 from tests.support.fixtures import SAMPLE_TOPIC, invalid_cases
 from tests.support.streams import fleet_stream
 from twinbridge.cli import main

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.cli.test_replay import config, replay  # noqa: F401 - the fixture is used by name
-from tests.support import factory
+from tests.support import event_factory as factory
 from tests.support.fixtures import load_event
 from twinbridge.streams import Unparsable, read_events
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from shared.config import AppConfig
 from shared.egress.config import EventGridEndpoint, ServiceBusEndpoint, Transform, load_egress
 from shared.egress.notifications import read_notification
 from shared.egress.router import match
 from shared.egress.transforms import PROPERTY_CHANGE_TYPE, property_changes
 from shared.errors import ConfigError
+from shared.settings.app_config import AppConfig
 from tests.egress import adt
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "demo" / "routes.example.yaml"

@@ -20,7 +20,7 @@ from azure.functions.meta import Datum
 from functions import route_twin_changes as door
 from functions.runtime import use_app
 from shared.errors import TransientError
-from shared.settings import Settings
+from shared.settings.environment import Settings
 from shared.wiring import build_app
 from tests.egress import adt
 

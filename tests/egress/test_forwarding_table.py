@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.adapters.forwarding_memory import MemoryForwardingStore
-from shared.adapters.forwarding_table import TableForwardingStore, _address
+from shared.adapters.forwarding.memory import MemoryForwardingStore
+from shared.adapters.forwarding.table import TableForwardingStore, _address
 from shared.egress.ports import ForwardingStore
 from shared.errors import Code, TransientError
 from twinbridge.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
@@ -59,7 +59,8 @@ def test_unreachable_table_is_transient() -> None:
 @pytest.mark.integration
 def test_the_reconcile_timer_purges_expired_forwarding_records_bounded(azurite: Azurite, table_name: str) -> None:
     import functions.reconcile_registry as timer
-    from shared.settings import Settings
+    from shared.settings.environment import Settings
+    from tests.support.rig import make_app
 
     store = TableForwardingStore.from_connection_string(azurite.connection_string, table_name)
     store.record(["kept"])
@@ -70,15 +71,12 @@ def test_the_reconcile_timer_purges_expired_forwarding_records_bounded(azurite: 
                              "ForwardedAt": datetime.now(UTC) - timedelta(hours=49)}, mode=UpdateMode.REPLACE)
     settings = Settings(forwarding_store="table", forwarding_table=table_name,
                         storage_connection=azurite.connection_string)
-    timer._forwarding = None
-    try:
-        assert timer.purge_forwarding_records(settings, limit=3) == 3  # bounded per run
-        assert timer.purge_forwarding_records(settings, limit=3) == 2
-        assert timer.purge_forwarding_records(settings, limit=3) == 0
-    finally:
-        timer._forwarding = None
+    app = make_app(settings=settings)
+    assert timer.purge_forwarding_records(app, limit=3) == 3  # bounded per run
+    assert timer.purge_forwarding_records(app, limit=3) == 2
+    assert timer.purge_forwarding_records(app, limit=3) == 0
     assert store.seen(["kept", "old0"]) == {"kept"}
-    assert timer.purge_forwarding_records(Settings()) == 0  # memory store: forgets by itself, per process
+    assert timer.purge_forwarding_records(make_app()) == 0  # memory store: forgets by itself, per process
 
 
 def test_the_memory_store_purges_what_is_past_the_retention() -> None:

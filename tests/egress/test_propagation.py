@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.forwarding_memory import MemoryForwardingStore
-from shared.adapters.local_quarantine import MemoryQuarantine
-from shared.adapters.memory_state import MemoryStateStore
+from shared.adapters.forwarding.memory import MemoryForwardingStore
+from shared.adapters.quarantine.local import MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.egress.config import load_egress
 from shared.egress.notifications import read_notification
 from shared.egress.propagation import RulePropagator
 from shared.egress.router import EgressRouter
-from shared.errors import Outcome
+from shared.outcome import Outcome
 from tests.egress import adt
 
 UPDATE = "type = 'Microsoft.DigitalTwins.Twin.Update'"

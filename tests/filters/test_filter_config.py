@@ -1,12 +1,12 @@
-"""shared.filter_config: the ingest pipeline's entry point."""
+"""shared.filters.config: the ingest pipeline's entry point."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.filter_config import build_event_filter
-from shared.filters import FilterError
-from shared.routing_query import QuerySyntaxError
+from shared.filters.config import build_event_filter
+from shared.filters.event_grid import FilterError
+from shared.filters.iothub_query import QuerySyntaxError
 
 TELEMETRY = {
     "id": "t1", "topic": "/hub", "subject": "devices/d1", "eventType": "Microsoft.Devices.DeviceTelemetry",

@@ -1,4 +1,4 @@
-"""ADT event route filters (azure-facts §4)."""
+"""ADT event route filters (docs/azure-behaviour.md §4)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shared.route_filter import RouteFilterSyntaxError, compile_route_filter
+from shared.filters.adt_route import RouteFilterSyntaxError, compile_route_filter
 
 CREATE = {
     "type": "Microsoft.DigitalTwins.Twin.Create", "source": "inst.api.weu.digitaltwins.azure.net",

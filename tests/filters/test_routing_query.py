@@ -1,4 +1,4 @@
-"""IoT Hub routing queries: azure-facts §3 vectors R1–R6 and own cases."""
+"""IoT Hub routing queries: docs/azure-behaviour.md §3 vectors R1–R6 and own cases."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.routing_query import UNDEFINED, QuerySyntaxError, compile_routing_query
+from shared.filters.iothub_query import UNDEFINED, QuerySyntaxError, compile_routing_query
 
 
 def tel(body: Any = None, props: dict | None = None, content_type: str | None = "application/json",

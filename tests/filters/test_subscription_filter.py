@@ -1,4 +1,5 @@
-"""Own cases for shared.filters: operators, decimals, types, null/missing, arrays, keys, schemas, limits, export."""
+"""Own cases for shared.filters.event_grid: operators, decimals, types, null/missing, arrays, keys, schemas,
+limits, export."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.filters import OPERATORS, FilterError, SubscriptionFilter
+from shared.filters.event_grid import OPERATORS, FilterError, SubscriptionFilter
 
 from .test_subscription_vectors import adv, both, eg
 

@@ -1,4 +1,5 @@
-"""azure-facts §2.4 test vectors F1–F31, one test id per row (UNVERIFIED rows assert the documented choice)."""
+"""docs/azure-behaviour.md §2.4 test vectors F1–F31, one test id per row (UNVERIFIED rows assert the documented
+choice)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.filters import FilterError, SubscriptionFilter
+from shared.filters.event_grid import FilterError, SubscriptionFilter
 
 
 def eg(data: Any = None, *, subject: str = "devices/d1", event_type: str = "Microsoft.Devices.DeviceTelemetry") -> dict:

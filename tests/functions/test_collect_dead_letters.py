@@ -1,4 +1,4 @@
-"""Dead-letters → the quarantine (shared/dead_letters.py, functions/collect_dead_letters.py; issue 15 §5)."""
+"""Dead-letters → the quarantine (shared/doors/dead_letters.py, functions/collect_dead_letters.py; issue 15 §5)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from azure.eventgrid import EventGridEvent
 
 import function_app
 from functions import collect_dead_letters
-from shared.adapters.local_quarantine import MemoryQuarantine
-from shared.dead_letters import FolderDeadLetters, collect, records_from_blob
+from shared.adapters.quarantine.local import MemoryQuarantine
+from shared.doors.dead_letters import FolderDeadLetters, collect, records_from_blob
 from shared.errors import Code
-from tests.support import factory
+from tests.support import event_factory as factory
 from twinbridge.cli import main
 from twinbridge.localhost.runtime import indexed
 from twinbridge.simulator.publisher import LocalEventGridPublisher, RetryPolicy

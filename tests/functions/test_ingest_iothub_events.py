@@ -10,12 +10,13 @@ from azure.functions.meta import Datum
 
 import function_app
 from functions import runtime
-from functions.ingest_iothub_events import ingest_iothub_events, to_plain_event
+from functions._bindings import to_plain_event
+from functions.ingest_iothub_events import ingest_iothub_events
 from shared.errors import Code, TransientError
 from shared.wiring import App
-from tests.support import factory
-from tests.support.builders import rig
+from tests.support import event_factory as factory
 from tests.support.fixtures import SAMPLE_NAMES, load_event
+from tests.support.rig import rig
 from twinbridge.localhost.runtime import indexed
 
 # FunctionApp.get_functions() may run once per app and process: share the local host's index.

@@ -4,8 +4,8 @@ import re
 
 import orjson
 
-from shared.config import AppConfig
-from shared.settings import APP_ROOT
+from shared.settings.app_config import AppConfig
+from shared.settings.environment import APP_ROOT
 
 INFRA = APP_ROOT / "infra"
 

@@ -11,9 +11,9 @@ import pytest
 import responses
 from azure.core.credentials import AccessToken
 
-from shared.adapters.adt_twins import AdtTwinStore
-from shared.validation import read_envelope, validate_event
-from tests.support import factory
+from shared.adapters.twins.adt import AdtTwinStore
+from shared.ingest.validation import read_envelope, validate_event
+from tests.support import event_factory as factory
 from twinbridge.cli import build_parser
 from twinbridge.commands import smoke
 

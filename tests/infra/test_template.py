@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from shared.config import AppConfig
-from shared.filters import SubscriptionFilter
-from shared.settings import APP_ROOT, Settings
+from shared.filters.event_grid import SubscriptionFilter
+from shared.settings.app_config import AppConfig
+from shared.settings.environment import APP_ROOT, Settings
 from twinbridge.cli import main
 
 INFRA = APP_ROOT / "infra"

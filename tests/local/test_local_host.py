@@ -16,8 +16,8 @@ import requests
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from tests.support import factory
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from tests.support import event_factory as factory
 from twinbridge.localhost.runtime import start_local_host
 from twinbridge.localhost.server import RunningHost
 from twinbridge.simulator.publisher import cloud_event_to_wire

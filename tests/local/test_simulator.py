@@ -12,7 +12,7 @@ import orjson
 import pytest
 import responses
 
-from shared.filters import SubscriptionFilter
+from shared.filters.event_grid import SubscriptionFilter
 from twinbridge.simulator.expect import Expectation
 from twinbridge.simulator.fleet import Fleet
 from twinbridge.simulator.publisher import Chaos, LocalEventGridPublisher, RetryPolicy, event_to_wire

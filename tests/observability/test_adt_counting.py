@@ -9,7 +9,7 @@ import pytest
 import responses
 from azure.core.credentials import AccessToken
 
-from shared.adapters.adt_twins import RETRY_SETTINGS, AdtTwinStore, CountingPolicy
+from shared.adapters.twins.adt import RETRY_SETTINGS, AdtTwinStore, CountingPolicy
 from shared.errors import TransientError
 from shared.observability import ADT_CALLS, ADT_RETRIED, ADT_THROTTLED, METRICS, Metrics
 

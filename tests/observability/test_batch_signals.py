@@ -15,13 +15,12 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import MemoryQuarantine
-from shared.adapters.memory_state import MemoryStateStore
-from shared.config import AppConfig
-from shared.dtdl import ModelCatalog
-from shared.errors import Code, Outcome, TransientError
-from shared.filter_config import build_event_filter
+from shared.adapters.quarantine.local import MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.errors import Code, TransientError
+from shared.filters.config import build_event_filter
+from shared.ingest.dtdl import ModelCatalog
 from shared.observability import (
     ADT_CALLS,
     BATCHES,
@@ -33,9 +32,11 @@ from shared.observability import (
     log_batch,
     record_egress,
 )
-from shared.pipeline import Pipeline
-from shared.settings import APP_ROOT
-from tests.support import factory
+from shared.outcome import Outcome
+from shared.settings.app_config import AppConfig
+from shared.settings.environment import APP_ROOT
+from shared.twins.pipeline import Pipeline
+from tests.support import event_factory as factory
 
 FOREIGN = factory.TOPIC.replace("FACTORY-HUB", "SOMEONE-ELSES-HUB")
 

@@ -13,7 +13,7 @@ from azure.identity import ManagedIdentityCredential
 
 from shared import observability
 from shared.observability import EVENTS, Metrics, configure_telemetry
-from shared.settings import APP_ROOT
+from shared.settings.environment import APP_ROOT
 
 CONNECTION = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"
 

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import MemoryQuarantine
-from shared.config import AppConfig
-from shared.dtdl import ModelCatalog
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import Code, TransientError
-from shared.pipeline import Pipeline
+from shared.ingest.dtdl import ModelCatalog
 from shared.ports import StateStore, TwinStore
-from tests.support import factory
+from shared.settings.app_config import AppConfig
+from shared.twins.pipeline import Pipeline
+from shared.wiring import build_pipeline
+from tests.support import event_factory as factory
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 CATALOG = ModelCatalog.load_dir(MODELS)
@@ -129,7 +129,7 @@ def new_graph() -> EmbeddedTwinGraph:
 
 
 def make_pipeline(twins: TwinStore, state: StateStore, *, concurrency: int = 1) -> Pipeline:
-    return Pipeline(CONFIG, twins, state, MemoryQuarantine(), catalog=CATALOG, max_concurrency=concurrency)
+    return build_pipeline(CONFIG, twins, catalog=CATALOG, state=state, max_concurrency=concurrency)
 
 
 def user_properties(twin: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -6,9 +6,9 @@ import threading
 import time
 from typing import Any
 
-from shared.adapters.table_state import TableStateStore
-from shared.freshness import CONNECTION, Shadow
+from shared.adapters.state.table import TableStateStore
 from shared.ports import StateStore
+from shared.twins.freshness import CONNECTION, Shadow
 from twinbridge.azurite import Azurite
 
 

@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from functions.reconcile_registry import purge_expired_state
-from shared.adapters.memory_checkpoints import MemoryCheckpoints
-from shared.adapters.memory_state import MemoryStateStore
-from shared.adapters.table_checkpoints import TableCheckpoints
-from shared.adapters.table_state import TableStateStore
-from shared.freshness import DELETED, LIFECYCLE, TOMBSTONE, Mark, Shadow
-from shared.settings import Settings
+from shared.adapters.checkpoints.memory import MemoryCheckpoints
+from shared.adapters.checkpoints.table import TableCheckpoints
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.state.table import TableStateStore
+from shared.settings.environment import Settings
+from shared.twins.freshness import DELETED, LIFECYCLE, TOMBSTONE, Mark, Shadow
 from shared.wiring import build_checkpoints
 
 

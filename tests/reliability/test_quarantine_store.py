@@ -10,13 +10,13 @@ from typing import Any
 import orjson
 import pytest
 
-from shared.adapters.azure_quarantine import BlobQuarantine
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
-from shared.dtdl import ModelCatalog
+from shared.adapters.quarantine.blob import BlobQuarantine
+from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import Code, PermanentError
+from shared.ingest.dtdl import ModelCatalog
 from shared.quarantine_record import build_record
-from tests.support import factory
+from tests.support import event_factory as factory
 from twinbridge.azurite import Azurite
 from twinbridge.cli import main
 from twinbridge.commands.quarantine import ReadableQuarantine
@@ -86,7 +86,7 @@ def test_replay_removes_what_now_succeeds(kind: str, tmp_path: Path, monkeypatch
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("TWINBRIDGE_ALLOWED_TOPICS", raising=False)
-    from shared.settings import Settings
+    from shared.settings.environment import Settings
     from shared.wiring import build_app
 
     # 1. A deployment that forgot its topic quarantines everything (plus one truly broken event).

@@ -13,18 +13,12 @@ from azure.data.tables import TableClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.memory_state import MemoryStateStore
-from shared.adapters.table_state import (
-    MIN_RETENTION,
-    ROW_KEY,
-    TableStateStore,
-    encode_key,
-    pack,
-    unpack,
-)
-from shared.errors import Code, TransientError
-from shared.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Mark, Shadow
-from shared.ports import StateConflict, StateStore
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.state.table import MIN_RETENTION, ROW_KEY, TableStateStore, encode_key, pack, unpack
+from shared.errors import Code, StateConflict, TransientError
+from shared.ports import StateStore
+from shared.twins.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Mark, Shadow
+from tests.support import event_factory as factory
 from twinbridge.azurite import Azurite
 
 MODEL = "dtmi:twinbridge:IoTDevice;1"
@@ -203,10 +197,9 @@ def test_5xx_is_retried_then_transient() -> None:
 
 @pytest.mark.integration
 def test_wiring_selects_the_azure_storage_adapters(azurite: Azurite, table_name: str) -> None:
-    from shared.adapters.azure_quarantine import BlobQuarantine
-    from shared.settings import Settings
+    from shared.adapters.quarantine.blob import BlobQuarantine
+    from shared.settings.environment import Settings
     from shared.wiring import build_app
-    from tests.support import factory
 
     settings = Settings.from_env({"TWINBRIDGE_STATE_STORE": "table", "TWINBRIDGE_QUARANTINE": "blob",
                                   "AzureWebJobsStorage": azurite.connection_string,
@@ -224,7 +217,7 @@ def test_wiring_selects_the_azure_storage_adapters(azurite: Azurite, table_name:
 
 def test_table_state_without_storage_is_a_config_error() -> None:
     from shared.errors import ConfigError
-    from shared.settings import Settings
+    from shared.settings.environment import Settings
     from shared.wiring import build_state_store
 
     with pytest.raises(ConfigError, match="AzureWebJobsStorage"):

@@ -5,7 +5,6 @@ worked because a dev tool pulled the package in fails here, naming the module an
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -23,7 +22,6 @@ def modules() -> list[str]:
 
 
 def main() -> int:
-    os.environ.setdefault("TWINBRIDGE_PURE_PYTHON", "1")  # a compiled core built for another Python never loads
     sys.path.insert(0, str(ROOT))
     failed = 0
     names = modules()

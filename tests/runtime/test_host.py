@@ -20,7 +20,7 @@ import orjson
 import pytest
 import requests
 
-from tests.support import factory
+from tests.support import event_factory as factory
 from twinbridge.localhost import real_runtime
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def _settings(folder: Path) -> Path:
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWINBRIDGE_") and k != "ADT_URL"}
-    return {**env, "TWINBRIDGE_PURE_PYTHON": "1"}
+    return env
 
 
 def _copy_app(target: Path) -> Path:
@@ -100,7 +100,7 @@ def test_host_on_3_13_runs_through_the_real_runtime(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert "running through the real Functions runtime: azure-functions-runtime 1.3.0" in stderr
-    from shared.adapters.embedded_twins import EmbeddedTwinGraph
+    from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 
     graph = EmbeddedTwinGraph(None, tmp_path / "twins.db")
     try:

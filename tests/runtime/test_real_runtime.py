@@ -29,12 +29,13 @@ if _missing:
     pytest.skip(f"real-runtime tier: {_missing} (make runtime-test runs it in .venv313)", allow_module_level=True)
 
 from functions.runtime import use_app  # noqa: E402  (after the skip: only where the runtime exists)
-from shared.door_settings import DoorSettings  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.settings.doors import DoorSettings  # noqa: E402
+from shared.settings.environment import Settings  # noqa: E402
 from shared.wiring import build_app  # noqa: E402
-from tests.doors.helpers import make_app, user_twins  # noqa: E402
 from tests.egress import adt  # noqa: E402
-from tests.support import factory  # noqa: E402
+from tests.functions.helpers import user_twins  # noqa: E402
+from tests.support import event_factory as factory  # noqa: E402
+from tests.support.rig import make_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB = factory.TOPIC
@@ -43,6 +44,10 @@ HUB = factory.TOPIC
 # the decorators' intent (docs/doors.md), so a change to a binding is a visible change here. Enum values are
 # upper-case (MANY, BINARY) as the library writes them; the host reads them case-insensitively.
 EXPECTED_BINDINGS: dict[str, list[dict[str, Any]]] = {
+    "collect_dead_letters": [
+        {"type": "timerTrigger", "direction": "IN", "name": "timer", "schedule": "0 */5 * * * *",
+         "runOnStartup": False, "useMonitor": True},
+    ],
     "eventgrid_webhook": [
         {"type": "httpTrigger", "direction": "IN", "name": "req", "authLevel": "FUNCTION", "route": "eventgrid",
          "methods": ["POST", "OPTIONS"]},
@@ -170,22 +175,41 @@ def test_webhook_batch(rt: real_runtime.RealRuntime, app: Any) -> None:
 
 # --- Timer -----------------------------------------------------------------------------------------------------
 
-def test_timer_runs_the_reconcile(rt: real_runtime.RealRuntime, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timer_runs_the_reconcile(rt: real_runtime.RealRuntime, app: Any) -> None:
     import responses
 
-    from functions import reconcile_registry as door
-    from shared.adapters.iothub_registry import IotHubRegistry
-    from tests.doors.fake_registry import CONNECTION_STRING, FakeRegistry
+    from shared.adapters.registry.iothub import IotHubRegistry
+    from tests.support.fake_registry import CONNECTION_STRING, FakeRegistry
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         FakeRegistry(mock).add("dev-reg", model_id="dtmi:acme:Pump;1")
-        monkeypatch.setattr(door, "_registry", IotHubRegistry.from_settings(None, CONNECTION_STRING))
+        app.registry = IotHubRegistry.from_settings(None, CONNECTION_STRING)  # the App's cached registry
         timer = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": {
                  "Last": "2026-11-23T10:00:00Z", "Next": "2026-11-23T10:15:00Z",
                  "LastUpdated": "2026-11-23T10:00:00Z"}, "IsPastDue": True}
         result = rt.invoke("reconcile_registry", {"timer": rt.json(timer)})
     assert result.ok, result.error
     assert "dev-reg" in user_twins(app.twins)
+
+
+def test_timer_collects_dead_letters_into_the_quarantine(rt: real_runtime.RealRuntime, app: Any,
+                                                          tmp_path: Path) -> None:
+    """collect_dead_letters through the runtime: a dead-letter blob (Event Grid's format: the event as published
+    plus deadLetterReason/deliveryAttempts/...) becomes a DEAD_LETTERED record, and the blob is removed."""
+    from shared.doors.dead_letters import FolderDeadLetters
+
+    event = factory.connection("dev-dl", 1)
+    (tmp_path / "SUB").mkdir()
+    blob = tmp_path / "SUB" / "one.json"
+    blob.write_bytes(orjson.dumps([{**event, "deadLetterReason": "MaxDeliveryAttemptsExceeded",
+                                    "deliveryAttempts": 30, "lastDeliveryOutcome": "Probation"}]))
+    app.dead_letters = FolderDeadLetters(tmp_path)
+    timer = {"Schedule": {"AdjustForDST": True}, "IsPastDue": False}
+    result = rt.invoke("collect_dead_letters", {"timer": rt.json(timer)})
+    assert result.ok, result.error
+    records = list(app.quarantine)
+    assert [r.code for r in records] == ["DEAD_LETTERED"] and records[0].event == event
+    assert not blob.exists()
 
 
 # --- Event Hubs: cardinality many, IoT Hub system properties, a binary body -------------------------------------
@@ -294,9 +318,10 @@ PLACEHOLDER = """
 import sys, tempfile
 from pathlib import Path
 from twinbridge.localhost.real_runtime import RealRuntime
-from tests.support import factory
+from tests.support import event_factory as factory
 from functions.runtime import use_app
-from tests.doors.helpers import make_app, user_twins
+from tests.support.rig import make_app
+from tests.functions.helpers import user_twins
 
 root = Path(sys.argv[1])
 with tempfile.TemporaryDirectory() as placeholder:
@@ -304,7 +329,7 @@ with tempfile.TemporaryDirectory() as placeholder:
     rt.init()
     assert rt.metadata() == {}, "a placeholder has no functions"
     rt.app_dir = root
-    rt.reload({"PATH": "/usr/bin:/bin", "TWINBRIDGE_PURE_PYTHON": "1"})   # specialization to the real app
+    rt.reload({"PATH": "/usr/bin:/bin"})   # specialization to the real app
     functions = rt.metadata()
     for name in functions:
         rt.load(name)
@@ -321,7 +346,7 @@ def test_environment_reload_specialises_a_placeholder_to_the_app() -> None:
     """Linux Consumption / Flex placeholder mode: init on an empty placeholder, then the environment reload loads
     the app (a fresh process: the runtime keeps its function registry process-wide, as the worker does)."""
     run = subprocess.run([sys.executable, "-c", PLACEHOLDER, str(ROOT)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "TWINBRIDGE_PURE_PYTHON": "1"})
+                         timeout=120, env=dict(os.environ))
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().splitlines()[-1] == str(len(EXPECTED_BINDINGS))
 

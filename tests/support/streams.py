@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tests.support import factory
+from tests.support import event_factory as factory
 
 
 def fleet_stream(devices: int = 8, steps: int = 12, seed: int = 1) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ event is IoT Hub telemetry whose JSON body (a temperature and ~950 samples of 1 
 the app quarantines it, whole, into a JSON Lines file in a temporary folder: the path that keeps the most of a large
 event alive. The child's peak RSS is what the kernel reports for it at exit (``wait4``'s ``ru_maxrss``), and its
 RSS is sampled from /proc while it runs. The garbage collector runs as the app sets it (``TWINBRIDGE_GC_GEN0``,
-shared/gc_tuning.py) unless the environment says otherwise.
+shared/settings/gc_tuning.py) unless the environment says otherwise.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def large_event_rss(events: int = 1000, event_kb: int = 950, gc_gen0: str | None
             try:
                 _, status, usage = os.wait4(child.pid, 0)
             except ChildProcessError:
-                status, usage = 0, None
+                status, usage = 0, None  # type: ignore[assignment]  # no rusage when already reaped
             child.returncode = os.waitstatus_to_exitcode(status)
         quarantined = sum(1 for _ in quarantine.open("rb")) if quarantine.exists() else 0
     peak_kib = 0 if usage is None else (usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss // 1024)

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import orjson
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import MemoryQuarantine
-from shared.adapters.memory_state import MemoryStateStore
-from shared.config import DEFAULT_DEVICE_MODEL, AppConfig
-from shared.dtdl import ModelCatalog
-from shared.pipeline import Pipeline
-from shared.settings import APP_ROOT
+from shared import wiring
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.ingest.dtdl import ModelCatalog
+from shared.settings.app_config import DEFAULT_DEVICE_MODEL, AppConfig
+from shared.settings.environment import APP_ROOT
+from shared.twins.pipeline import Pipeline
 from twinbridge.bench.naive import naive_handle
 from twinbridge.bench.slow_adt import SlowTwinStore
 from twinbridge.bench.workload import TOPIC, Workload
@@ -53,8 +52,8 @@ def config() -> AppConfig:
 
 
 def build_pipeline(twins: object, models: ModelCatalog, max_concurrency: int, known_twins: int) -> Pipeline:
-    return Pipeline(config(), twins, MemoryStateStore(), MemoryQuarantine(), catalog=models,  # type: ignore[arg-type]
-                    max_concurrency=max_concurrency, known_twins=known_twins)
+    return wiring.build_pipeline(config(), twins, catalog=models,  # type: ignore[arg-type]
+                                 max_concurrency=max_concurrency, known_twins=known_twins)
 
 
 @dataclass
@@ -133,7 +132,7 @@ def run_latency(batch_size: int, devices: int, latency_ms: float, seed: int, max
 
 def run_filter(events: int, devices: int, seed: int, min_seconds: float = 0.5) -> tuple[float, float]:
     """Evaluations per second of the compiled bench filter, and the share of events it matches."""
-    from shared.filters import SubscriptionFilter
+    from shared.filters.event_grid import SubscriptionFilter
 
     compiled = SubscriptionFilter.from_dict(BENCH_FILTER)
     matches = compiled.matches

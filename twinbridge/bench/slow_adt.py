@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 
 
 class SlowTwinStore:

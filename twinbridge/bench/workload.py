@@ -1,6 +1,6 @@
 """A deterministic, seeded stream of Event Grid IoT Hub events, as the raw JSON bytes a door receives.
 
-Shapes follow the documented payloads (the same as tests/support/factory.py builds): about 90 % telemetry with a
+Shapes follow the documented payloads (the same as tests/support/event_factory.py builds): about 90 % telemetry with a
 JSON body, 5 % telemetry with a base64 body (a device that did not set contentType/contentEncoding), 5 % lifecycle
 and connection events. Sizes land between about 0.5 and 1 KB. Time moves forward by a few milliseconds per event,
 so freshness sees realistic, mostly in-order traffic with the odd late event.
@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from shared.timeparse import parse_ticks, ticks_to_iso
+from shared.ingest.timeparse import parse_ticks, ticks_to_iso
 
 TOPIC = ("/SUBSCRIPTIONS/5B6C7D8E-0000-4000-8000-00000000BE4C/RESOURCEGROUPS/BENCH-RG"
          "/PROVIDERS/MICROSOFT.DEVICES/IOTHUBS/BENCH-HUB")

@@ -13,17 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import time
 from typing import Any
 
 import orjson
 
-from shared import native
-from shared.gc_tuning import tune_gc
-from shared.pipeline import DEFAULT_MAX_CONCURRENCY
-from shared.settings import Settings
+from shared.settings.environment import Settings
+from shared.settings.gc_tuning import tune_gc
+from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY
 from twinbridge.bench import measure
 
 
@@ -93,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         _print(large, args.json)
         return 0 if large.get("large_ok") else 1
     started = time.perf_counter()
-    # First with Python's own collector settings, for comparison; then as the app runs (shared/gc_tuning.py).
+    # First with Python's own collector settings, for comparison; then as the app runs (shared/settings/gc_tuning.py).
     untuned = None if args.core_only else measure.run_core(min(args.events, 30_000), args.devices, args.batch_size,
                                                            args.seed, args.concurrency, args.known_twins)
     thresholds = tune_gc(Settings.from_env().gc_gen0)
@@ -110,13 +108,10 @@ def run(args: argparse.Namespace) -> int:
         "mean_event_bytes": round(core.bytes_total / core.events),
         "outcomes": dict(sorted(core.outcomes.items())),
         "adt_writes": core.adt_writes, "adt_writes_per_event": round(core.adt_writes / core.events, 4),
-        "core_build": native.describe(),
     }
     if args.core_only:
         _print(figures, args.json)
         return 0
-    if native.in_use():
-        figures["events_per_s_pure_python"] = _pure_python_events_per_s(args)
     lat = measure.run_latency(args.batch_size, args.devices, args.adt_latency_ms, args.seed, args.concurrency,
                               args.known_twins, naive=not args.skip_naive)
     figures.update({
@@ -134,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                                   "3 advanced (NumberLessThan, StringIn, BoolEquals)"})
     except ImportError:
         figures["filter_evals_per_s"] = None
-        figures["filter"] = "shared.filters is not available"
+        figures["filter"] = "shared.filters.event_grid is not available"
     figures["peak_rss_mb"] = round(measure.peak_rss_mb(), 1)
     if args.large_events > 0:
         figures.update(_large(args))
@@ -152,20 +147,6 @@ def _large(args: argparse.Namespace) -> dict[str, Any]:
     figures["large_ok"] = (figures["large_peak_rss_mb"] <= figures["large_target_peak_rss_mb"]
                            and set(figures["large_http_statuses"]) == {"202"})
     return figures
-
-
-def _pure_python_events_per_s(args: argparse.Namespace) -> int | None:
-    """The same core run on the sources, in a child process (a process cannot unload its compiled modules)."""
-    command = [sys.executable, "-m", "twinbridge", "bench", "--core-only", "--json",
-               "--events", str(min(args.events, 50_000)), "--devices", str(args.devices),
-               "--batch-size", str(args.batch_size), "--seed", str(args.seed),
-               "--concurrency", str(args.concurrency), "--known-twins", str(args.known_twins)]
-    child = subprocess.run(command, capture_output=True, text=True, check=False,
-                           env={**os.environ, native.PURE_PYTHON_ENV: "1"})
-    if child.returncode != 0:
-        print(f"bench: the pure-Python run failed: {child.stderr.strip()[-500:]}", file=sys.stderr)
-        return None
-    return int(orjson.loads(child.stdout)["events_per_s"])
 
 
 def _print(figures: dict[str, Any], as_json: bool) -> None:

@@ -214,7 +214,7 @@ def _host_stats(url: str) -> dict[str, Any]:
 
 
 def _check(result: Any, db: Path) -> tuple[list[Any], list[dict[str, Any]]]:
-    from shared.adapters.embedded_twins import EmbeddedTwinGraph
+    from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 
     graph = EmbeddedTwinGraph(None, db)
     try:

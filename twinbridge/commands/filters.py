@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from shared.filter_config import build_event_filter
-from shared.filters import FilterError, SubscriptionFilter
-from shared.routing_query import QuerySyntaxError, RoutingQuery, compile_routing_query
+from shared.filters.config import build_event_filter
+from shared.filters.event_grid import FilterError, SubscriptionFilter
+from shared.filters.iothub_query import QuerySyntaxError, RoutingQuery, compile_routing_query
 
 
 def register(subparsers: Any) -> None:

@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.config import AppConfig
 from shared.errors import ConfigError
-from shared.filter_config import build_event_filter
-from shared.filters import FilterError, SubscriptionFilter
-from shared.routing_query import QuerySyntaxError
+from shared.filters.config import build_event_filter
+from shared.filters.event_grid import FilterError, SubscriptionFilter
+from shared.filters.iothub_query import QuerySyntaxError
+from shared.settings.app_config import AppConfig
 
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#"
 

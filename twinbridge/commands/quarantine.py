@@ -23,10 +23,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from shared.errors import ConfigError, Outcome
+from shared.errors import ConfigError
+from shared.outcome import Outcome
 from shared.ports import QuarantineRecord
 from shared.quarantine_record import record_id
-from shared.settings import Settings
+from shared.settings.environment import Settings
 from shared.wiring import App, build_app
 
 BATCH = 100
@@ -162,11 +163,10 @@ def replay(app: App, store: ReadableQuarantine, since: datetime | None = None) -
 
 
 def _collect(app: App, folder: str | None) -> int:
-    from functions.collect_dead_letters import build_source
-    from shared.dead_letters import FolderDeadLetters, collect
+    from shared.doors.dead_letters import FolderDeadLetters, collect
     from shared.errors import TransientError
 
-    source = FolderDeadLetters(folder) if folder else build_source(app.settings)
+    source = FolderDeadLetters(folder) if folder else app.dead_letters
     if source is None:
         print("no dead-letter source: pass --folder, or set TWINBRIDGE_DEADLETTER_DIR or AzureWebJobsStorage",
               file=sys.stderr)

@@ -22,17 +22,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from functions.reconcile_registry import build_reconciler, build_registry
     from functions.runtime import current_app
 
     app = current_app()
     doors = app.settings.doors
     try:
-        registry = build_registry(doors)
+        registry = app.registry
     except ValueError as exc:
         print(f"reconcile: {exc}", file=sys.stderr)
         return 2
-    report = build_reconciler(app, registry).run(args.max_devices or doors.reconcile_max_devices,
+    report = app.reconciler(registry).run(args.max_devices or doors.reconcile_max_devices,
                                                  dry_run=args.dry_run)
     print(f"reconcile {'plan (dry run, nothing changed)' if args.dry_run else 'run'}: "
           f"{len(report.actions)} action(s)")

@@ -21,15 +21,14 @@ from typing import Any
 
 import orjson
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
-from shared.adapters.local_quarantine import JsonlQuarantine, MemoryQuarantine
-from shared.adapters.memory_state import MemoryStateStore
-from shared.errors import Code, ConfigError, Outcome, PermanentError
-from shared.filter_config import build_event_filter
-from shared.pipeline import Pipeline
+from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.errors import Code, ConfigError, PermanentError
+from shared.outcome import Outcome
 from shared.ports import Quarantine
-from shared.settings import Settings
-from shared.wiring import load_catalog, load_config
+from shared.settings.environment import Settings
+from shared.twins.pipeline import Pipeline
+from shared.wiring import build_pipeline, load_catalog, load_config
 from twinbridge.streams import Unparsable, read_events
 
 PROGRESS_EVERY = 100_000
@@ -51,7 +50,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def build_pipeline(args: argparse.Namespace) -> tuple[Pipeline, EmbeddedTwinGraph, Quarantine]:
+def build_replay(args: argparse.Namespace) -> tuple[Pipeline, EmbeddedTwinGraph, Quarantine]:
     settings = Settings.from_env()
     if args.config:
         settings = dataclasses.replace(settings, config_path=args.config)
@@ -61,9 +60,7 @@ def build_pipeline(args: argparse.Namespace) -> tuple[Pipeline, EmbeddedTwinGrap
     catalog = load_catalog(settings, config)
     twins = EmbeddedTwinGraph(catalog)
     quarantine: Quarantine = JsonlQuarantine(args.quarantine_out) if args.quarantine_out else MemoryQuarantine()
-    event_filter = build_event_filter(config.sections.get("filters"))
-    pipeline = Pipeline(config, twins, MemoryStateStore(), quarantine, catalog=catalog,
-                        event_filter=event_filter.check if event_filter else None)
+    pipeline = build_pipeline(config, twins, catalog=catalog, quarantine=quarantine)
     return pipeline, twins, quarantine
 
 
@@ -80,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quarantine_out:
         Path(args.quarantine_out).unlink(missing_ok=True)  # a fresh run writes a fresh file
     try:
-        pipeline, twins, _ = build_pipeline(args)
+        pipeline, twins, _ = build_replay(args)
     except (ConfigError, ValueError) as exc:  # FilterError and QuerySyntaxError are ValueErrors
         print(f"replay: {exc}", file=sys.stderr)
         return 2

@@ -21,11 +21,11 @@ from typing import Any
 
 import orjson
 
-from shared.config import AppConfig
 from shared.egress.config import EgressConfig, load_egress
 from shared.egress.notifications import read_notification
 from shared.egress.router import match
 from shared.errors import ConfigError, PermanentError
+from shared.settings.app_config import AppConfig
 
 
 def register(subparsers: Any) -> None:

@@ -31,9 +31,9 @@ def register(subparsers: Any) -> None:
 
 
 def open_graph(db: str | None) -> Any:
-    from shared.adapters.embedded_twins import EmbeddedTwinGraph
-    from shared.config import AppConfig
-    from shared.settings import Settings
+    from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+    from shared.settings.app_config import AppConfig
+    from shared.settings.environment import Settings
     from shared.wiring import load_catalog
 
     path = db or os.environ.get("TWINBRIDGE_TWIN_DB") or DEFAULT_DB

@@ -97,8 +97,8 @@ def index_functions(app: func.FunctionApp, default_auth: str = "FUNCTION",
     get_functions() (it may be called only once per app); else it is called here."""
     indexed: dict[str, LocalFunction] = {}
     for function in app.get_functions() if functions is None else functions:
-        entry = local_function(function.get_function_name(), orjson.loads(function.get_function_json())["bindings"],
-                               function.get_user_function(), default_auth)
+        bindings = orjson.loads(function.get_function_json())["bindings"]
+        entry = local_function(str(function.get_function_name()), bindings, function.get_user_function(), default_auth)
         indexed[entry.name.lower()] = entry
     return indexed
 

@@ -86,5 +86,5 @@ def check_app(app: func.FunctionApp) -> tuple[list[Any], list[Refusal]]:
     refusals: list[Refusal] = []
     for function in functions:
         bindings = orjson.loads(function.get_function_json())["bindings"]
-        refusals += check_function(function.get_function_name(), function.get_user_function(), bindings)
+        refusals += check_function(str(function.get_function_name()), function.get_user_function(), bindings)
     return functions, refusals

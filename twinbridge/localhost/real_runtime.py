@@ -14,6 +14,7 @@ Only on Python 3.13+ with ``azure-functions-runtime`` and ``grpcio-tools`` insta
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import importlib
 import importlib.util
@@ -173,13 +174,13 @@ class RealRuntime:
     def json(self, value: Any) -> Any:
         return self.pb.TypedData(json=value if isinstance(value, str) else json.dumps(value))
 
-    def bytes(self, data: bytes) -> Any:
+    def bytes(self, data: builtins.bytes) -> Any:
         return self.pb.TypedData(bytes=data)
 
-    def collection_bytes(self, items: list[bytes]) -> Any:
+    def collection_bytes(self, items: list[builtins.bytes]) -> Any:
         return self.pb.TypedData(collection_bytes=self.pb.CollectionBytes(bytes=items))
 
-    def http(self, method: str, url: str, headers: dict[str, str], body: bytes = b"",
+    def http(self, method: str, url: str, headers: dict[str, str], body: builtins.bytes = b"",
              query: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
         # Core Tools and Azure send the body as bytes when the worker declares RawHttpBodyBytes (the runtime does).
         return self.pb.TypedData(http=self.pb.RpcHttp(

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from shared.pipeline import BatchReport, Pipeline
+from shared.twins.pipeline import BatchReport, Pipeline
 
 
 class HostStats:

@@ -1,6 +1,7 @@
 """A local Event Grid publisher: what an event subscription does between IoT Hub and a webhook.
 
-Applies the subscription filter (``shared.filters.SubscriptionFilter``), converts to the delivery schema (Event Grid
+Applies the subscription filter (``shared.filters.event_grid.SubscriptionFilter``), converts to the delivery schema
+(Event Grid
 or CloudEvents 1.0), batches (``maxEventsPerBatch``, ``preferredBatchSizeInKilobytes``; a larger event goes alone),
 delivers with Event Grid's headers, retries on Event Grid's schedule (10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h,
 3 h, 6 h, then every 12 h; ``time_scale`` compresses it), never retries 400/401/403/413, and dead-letters to a local
@@ -27,7 +28,7 @@ import requests
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent
 
-from shared.filters import SubscriptionFilter
+from shared.filters.event_grid import SubscriptionFilter
 
 SCHEDULE = (10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0)
 EVERY_LATER = 43200.0
@@ -43,15 +44,15 @@ def event_to_wire(event: EventGridEvent, schema: str) -> dict[str, Any]:
     """The event as the subscription delivers it: Event Grid schema, or converted to CloudEvents 1.0 as Event Grid
     converts IoT Hub's events for a ``CloudEventSchemaV1_0`` subscription."""
     if schema == "eventgrid":
-        wire: dict[str, Any] = event.serialize()
+        wire: dict[str, Any] = dict(event.serialize())
         wire["metadataVersion"] = "1"
         return wire
-    cloud = CloudEvent(source=event.topic, type=event.event_type, data=event.data, subject=event.subject,
-                       id=event.id, time=event.event_time)
+    cloud: CloudEvent[Any] = CloudEvent(source=str(event.topic), type=event.event_type, data=event.data,
+                                        subject=event.subject, id=event.id, time=event.event_time)
     return cloud_event_to_wire(cloud)
 
 
-def cloud_event_to_wire(cloud: CloudEvent) -> dict[str, Any]:
+def cloud_event_to_wire(cloud: CloudEvent[Any]) -> dict[str, Any]:
     wire: dict[str, Any] = {"specversion": cloud.specversion, "id": cloud.id, "source": cloud.source,
                             "type": cloud.type}
     for name in ("subject", "datacontenttype", "dataschema"):
@@ -89,7 +90,7 @@ class Chaos:
 
 
 @dataclass
-class Delivery:
+class ScheduledDelivery:
     events: list[dict[str, Any]]
     due: float
     publish_time: str
@@ -164,8 +165,8 @@ class LocalEventGridPublisher:
         self._oldest_pending = 0.0
         self.stats = PublisherStats()
         self._pending: list[dict[str, Any]] = []
-        self._scheduled: list[Delivery] = []
-        self._in_flight: dict[Future[tuple[int | None, str]], Delivery] = {}
+        self._scheduled: list[ScheduledDelivery] = []
+        self._in_flight: dict[Future[tuple[int | None, str]], ScheduledDelivery] = {}
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
         self._session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency)
@@ -252,20 +253,20 @@ class LocalEventGridPublisher:
 
     def _schedule(self, events: list[dict[str, Any]]) -> None:
         now = time.monotonic()
-        delivery = Delivery(events, now, _now_iso(), now)
+        delivery = ScheduledDelivery(events, now, _now_iso(), now)
         chaos = self.chaos
         if chaos is not None:
             if self.rng.random() < chaos.delay:
                 delivery.due = now + self.rng.uniform(0, chaos.max_delay)
                 self.stats.delayed += 1
             if self.rng.random() < chaos.duplicate:
-                twin = Delivery(list(events), now + self.rng.uniform(0, chaos.max_delay), delivery.publish_time, now,
-                                copy=True)
+                twin = ScheduledDelivery(list(events), now + self.rng.uniform(0, chaos.max_delay),
+                                         delivery.publish_time, now, copy=True)
                 self._scheduled.append(twin)
                 self.stats.duplicated += 1
         self._scheduled.append(delivery)
 
-    def _send(self, delivery: Delivery) -> tuple[int | None, str]:
+    def _send(self, delivery: ScheduledDelivery) -> tuple[int | None, str]:
         single_ce = self.schema == "cloudevents" and len(delivery.events) == 1
         if self.schema == "eventgrid":
             content_type = "application/json"
@@ -289,7 +290,7 @@ class LocalEventGridPublisher:
         status = response.status_code
         return status, "Success" if status in SUCCESS else OUTCOMES.get(status, "GenericError")
 
-    def _settle(self, delivery: Delivery, status: int | None, outcome: str) -> None:
+    def _settle(self, delivery: ScheduledDelivery, status: int | None, outcome: str) -> None:
         delivery.attempts += 1
         delivery.last_status, delivery.last_outcome, delivery.last_attempt_time = status, outcome, _now_iso()
         self.stats.posts += 1
@@ -310,7 +311,7 @@ class LocalEventGridPublisher:
         self.stats.retries += 1
         self._scheduled.append(delivery)
 
-    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+    def _dead_letter(self, delivery: ScheduledDelivery, reason: str) -> None:
         if self.deadletter_dir is None:
             self.stats.dropped += len(delivery.events)
             return

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from shared.filters import SubscriptionFilter
+from shared.filters.event_grid import SubscriptionFilter
 from twinbridge.simulator.expect import Expectation
 from twinbridge.simulator.fleet import Fleet
 from twinbridge.simulator.publisher import (

@@ -1,0 +1,65 @@
+"""The tests' one rig builder: a pipeline (``rig``) or a whole app (``make_app``) over the embedded adapters,
+assembled by shared.wiring.build_pipeline exactly as the app, the replay CLI and the bench assemble theirs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.adapters.checkpoints.memory import MemoryCheckpoints
+from shared.adapters.quarantine.local import MemoryQuarantine
+from shared.adapters.state.memory import MemoryStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.ingest.dtdl import ModelCatalog
+from shared.ports import TwinStore
+from shared.settings.app_config import AppConfig
+from shared.settings.doors import DoorSettings
+from shared.settings.environment import APP_ROOT, Settings
+from shared.twins.pipeline import Pipeline
+from shared.wiring import App, build_pipeline
+from tests.support import event_factory as factory
+from tests.support.fixtures import SAMPLE_TOPIC
+
+CATALOG = ModelCatalog.load_dir(APP_ROOT / "models")
+
+
+class NetworkedGraph(EmbeddedTwinGraph):
+    """The embedded graph declared remote, as ADT is: the pipeline then writes twins from helper threads too."""
+
+    in_process = False
+
+
+@dataclass
+class Rig:
+    pipeline: Pipeline
+    twins: EmbeddedTwinGraph
+    state: MemoryStateStore
+    quarantine: MemoryQuarantine
+
+    def user_twins(self) -> dict[str, dict[str, Any]]:
+        """Twins without etags and time metadata: what must be equal between two runs."""
+        return {t["$dtId"]: {"$model": t["$metadata"]["$model"],
+                             **{k: v for k, v in t.items() if not k.startswith("$")}}
+                for t in self.twins.list_twins()}
+
+
+def rig(config: dict[str, Any] | None = None, twins: Any = None) -> Rig:
+    data = {"topics": [factory.TOPIC, SAMPLE_TOPIC], **(config or {})}
+    app_config = AppConfig.from_data(data)
+    graph = twins if twins is not None else EmbeddedTwinGraph(CATALOG)
+    state, quarantine = MemoryStateStore(), MemoryQuarantine()
+    pipeline = build_pipeline(app_config, graph, catalog=CATALOG, state=state, quarantine=quarantine)
+    return Rig(pipeline, graph, state, quarantine)
+
+
+def make_app(twins: TwinStore | None = None, config: dict[str, Any] | None = None,
+             doors: DoorSettings | None = None, settings: Settings | None = None) -> App:
+    """An app as the doors see it (functions.runtime.use_app installs it)."""
+    settings = settings or Settings(doors=doors or DoorSettings())
+    app_config = AppConfig.from_data({"topics": [factory.TOPIC], **(config or {})})
+    graph = twins if twins is not None else EmbeddedTwinGraph(CATALOG)
+    state, quarantine = MemoryStateStore(), MemoryQuarantine()
+    # One twin at a time: deterministic write counts and fault injection order.
+    pipeline = build_pipeline(app_config, graph, catalog=CATALOG, state=state, quarantine=quarantine,
+                              max_concurrency=1)
+    return App(settings, app_config, CATALOG, graph, state, quarantine, pipeline, MemoryCheckpoints())
