@@ -50,7 +50,8 @@ def start_emulator(tls_dir: Path, *extra: str) -> Emulator:
     line = process.stdout.readline().rstrip("\n")
     if not line.startswith(FIRST_LINE):
         process.kill()
-        raise AssertionError(f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.stderr else ''}")
+        stderr = process.stderr.read() if process.stderr else ""
+        raise AssertionError(f"unexpected first line {line!r}; stderr: {stderr}")
     url = line.split(" ")[4]
     ca = line.split("(CA certificate: ", 1)[1][:-1]
     return Emulator(process, url, ca, line)
