@@ -73,7 +73,10 @@ def _clone(value: Any) -> Any:
 
 
 def _check_size(body: Any, what: str) -> None:
-    size = len(orjson.dumps(body))
+    try:
+        size = len(orjson.dumps(body))
+    except TypeError as exc:  # not JSON: an in-process caller's integer beyond 64 bits, a set, …
+        raise validation_failed(f"the {what} is not representable as JSON: {exc}") from None
     if size > MAX_BODY_BYTES:
         raise AdtError(413, "PayloadTooLarge", f"{what} of {size} bytes exceeds {MAX_BODY_BYTES} bytes")
 
@@ -764,6 +767,8 @@ def _check_patch(patch: Any) -> list[dict[str, Any]]:
         if not isinstance(op, dict):
             raise patch_invalid(f"operation {index} is not an object")
         kind, path = op.get("op"), op.get("path")
+        if not isinstance(kind, str):
+            raise patch_invalid(f"operation {index}: op must be a string")
         if kind in _RFC6902_OPS:
             raise patch_invalid(f"operation {index}: '{kind}' is not supported (add, replace, remove only)")
         if kind not in _PATCH_OPS:
