@@ -24,6 +24,7 @@ import orjson
 
 from shared.adapters.twins.embedded import LIST_PAGE, QUERY_PAGE, AdtError, Pages, TwinGraph
 from shared.adapters.twins.embedded.errors import bad_request
+from shared.adapters.twins.embedded.graph import TRACEPARENT
 
 MAX_REQUEST_BYTES = 1_048_576  # whole request bodies; twin/relationship/patch bodies are held to 32 KB by the engine
 API_VERSION = "2023-10-31"
@@ -241,7 +242,11 @@ class AdtRequestHandler(BaseHTTPRequestHandler):
                 body = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError as exc:
                 raise bad_request("InvalidArgument", f"the body is not JSON: {exc}") from None
-            status, payload, headers = self.emulator.handle(_Request(self, self.command, segments, query, body))
+            token = TRACEPARENT.set(self.headers.get("traceparent"))
+            try:
+                status, payload, headers = self.emulator.handle(_Request(self, self.command, segments, query, body))
+            finally:
+                TRACEPARENT.reset(token)
         except AdtError as error:
             status, payload, headers = error.status, error.body(), {"x-ms-error-code": error.code}
         except Exception as exc:  # a bug or a storage failure: answer like ADT's 500, keep serving

@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,11 @@ def _etag_matches(if_match: str | None, etag: str) -> bool:
     return if_match == etag
 
 
+# The W3C traceparent of the request being served (the server sets it per request): ADT carries the caller's
+# trace context into the notifications a write causes (Learn concepts-event-notifications, "traceparent").
+TRACEPARENT: ContextVar[str | None] = ContextVar("adt_traceparent", default=None)
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
     """One change as ADT reports it to event routes (Learn concepts-event-notifications). ``data`` is the body:
@@ -104,6 +110,7 @@ class Notification:
     message_id: str | None = None
     source_time: str | None = None
     time: str = field(default_factory=now_text)
+    traceparent: str | None = field(default_factory=TRACEPARENT.get)
 
     @property
     def subject(self) -> str:
@@ -118,7 +125,8 @@ class Notification:
         return {"specversion": "1.0", "type": self.type, "source": host, "subject": self.subject,
                 "id": self.message_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.subject}@{self.time}")),
                 "time": self.time, "datacontenttype": "application/json",
-                **({"dataschema": self.model_id} if self.model_id else {}), "data": self.data}
+                **({"dataschema": self.model_id} if self.model_id else {}),
+                **({"traceparent": self.traceparent} if self.traceparent else {}), "data": self.data}
 
 
 @dataclass(frozen=True, slots=True)

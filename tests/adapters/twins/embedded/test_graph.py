@@ -319,3 +319,18 @@ def test_hostile_query_text_is_a_sql_query_error_or_an_answer(text: str) -> None
         graph.query(text)
     except AdtError as error:
         assert (error.status, error.code) == (400, "SqlQueryError")
+
+
+def test_notifications_carry_the_requests_traceparent(graph):
+    from shared.adapters.twins.embedded.graph import TRACEPARENT
+
+    heard: list[Notification] = []
+    graph.subscribe(heard.append)
+    token = TRACEPARENT.set("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    try:
+        put(graph, "a")
+    finally:
+        TRACEPARENT.reset(token)
+    put(graph, "b")
+    assert heard[0].attributes()["traceparent"] == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert "traceparent" not in heard[1].attributes()
