@@ -27,6 +27,7 @@ caller hears about it. Listeners (``subscribe``) get each change notification af
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -58,28 +59,44 @@ _PATCH_OPS: Final = frozenset({"add", "replace", "remove"})
 _RFC6902_OPS: Final = frozenset({"move", "copy", "test"})
 
 
+_second: tuple[int, str] = (-1, "")  # (whole second, its text): strftime costs microseconds; once a second
+
+
 def now_text() -> str:
     """UTC now in ADT's form: 7 fractional digits (100 ns ticks) and a Z."""
+    global _second
     ticks = time.time_ns() // 100
     seconds, fraction = divmod(ticks, 10_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:07d}Z"
+    cached = _second  # one tuple read once: consistent even if another thread replaces it meanwhile
+    if cached[0] != seconds:
+        cached = _second = (seconds, datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{fraction:07d}Z"
+
+
+# ETags: a random prefix per process and a counter, in a UUID's shape — unique across restarts (new prefix) and
+# several times cheaper than uuid4() per write.
+_ETAG_HEAD = uuid.uuid4().hex
+_etag_counter = itertools.count(1)
 
 
 def new_etag() -> str:
-    return f'W/"{uuid.uuid4()}"'
+    h = _ETAG_HEAD
+    return f'W/"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{next(_etag_counter):012x}"'
 
 
 def _clone(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value)) if isinstance(value, dict | list) else value
 
 
-def _check_size(body: Any, what: str) -> None:
+def _check_size(body: Any, what: str) -> bytes:
+    """The body as JSON bytes, refused over ADT's 32 KB request limit (or when JSON cannot hold it)."""
     try:
-        size = len(orjson.dumps(body))
+        raw = orjson.dumps(body)
     except TypeError as exc:  # not JSON: an in-process caller's integer beyond 64 bits, a set, …
         raise validation_failed(f"the {what} is not representable as JSON: {exc}") from None
-    if size > MAX_BODY_BYTES:
-        raise AdtError(413, "PayloadTooLarge", f"{what} of {size} bytes exceeds {MAX_BODY_BYTES} bytes")
+    if len(raw) > MAX_BODY_BYTES:
+        raise AdtError(413, "PayloadTooLarge", f"{what} of {len(raw)} bytes exceeds {MAX_BODY_BYTES} bytes")
+    return raw
 
 
 def _etag_matches(if_match: str | None, etag: str) -> bool:
@@ -191,10 +208,12 @@ class TwinGraph:
             self._listeners.append(listener)
 
     def _commit(self, changes: list[Change], apply: Callable[[], object],
-                notifications: Iterable[Notification] = ()) -> None:
+                notification: Notification | None = None) -> None:
+        """Persist, then change memory, then tell the listeners. Callers build the notification only when someone
+        listens (``self._listeners``): it copies data the in-process hot path does not need."""
         self._storage.write(changes)  # raises → memory untouched, caller gets the error
         apply()
-        for notification in notifications:
+        if notification is not None:
             for listener in self._listeners:
                 listener(notification)
 
@@ -314,17 +333,19 @@ class TwinGraph:
                 raise precondition_failed(f"twin {twin_id} already exists (If-None-Match: *)")
             if not isinstance(body, dict):
                 raise bad_request("InvalidArgument", "the twin must be a JSON object")
-            _check_size(body, "twin")
-            twin = self._build_twin(twin_id, body, creating=existing is None)
+            # One private copy of the whole body (the caller keeps theirs): no per-value copies below.
+            twin = self._build_twin(twin_id, orjson.loads(_check_size(body, "twin")), creating=existing is None)
             if existing is None:
-                notification = Notification("Microsoft.DigitalTwins.Twin.Create", twin_id, _clone(twin),
+                notification = None if not self._listeners else Notification(
+                    "Microsoft.DigitalTwins.Twin.Create", twin_id, _clone(twin),
                                             model_id=twin["$metadata"]["$model"])
             else:
-                notification = Notification("Microsoft.DigitalTwins.Twin.Update", twin_id,
+                notification = None if not self._listeners else Notification(
+                    "Microsoft.DigitalTwins.Twin.Update", twin_id,
                                             {"modelId": twin["$metadata"]["$model"],
                                              "patch": _diff(existing, twin)},
                                             model_id=twin["$metadata"]["$model"])
-            self._commit([("twin", twin_id, twin)], lambda: self._twins.__setitem__(twin_id, twin), [notification])
+            self._commit([("twin", twin_id, twin)], lambda: self._twins.__setitem__(twin_id, twin), notification)
             result: Twin = _clone(twin)
             return result
 
@@ -347,7 +368,7 @@ class TwinGraph:
             if key in resolved.components:
                 twin[key] = self._build_component(key, resolved.components[key], value, now)
             else:
-                twin[key] = _clone(value)
+                twin[key] = value  # already a private copy (put_twin)
                 top_meta[key] = {"lastUpdateTime": now}
         for name in resolved.components:
             if name not in twin:
@@ -383,9 +404,10 @@ class TwinGraph:
             raise validation_failed(f"model {model_id} is not uploaded", "/$metadata/$model")
         return resolved
 
-    def _validate_twin(self, twin: Twin, resolved: dtdl.Resolved) -> None:
+    def _validate_twin(self, twin: Twin, resolved: dtdl.Resolved, only: set[str] | None = None) -> None:
+        """Check the twin against its model; ``only`` limits the value checks to those top-level names."""
         for key, value in twin.items():
-            if key.startswith("$"):
+            if key.startswith("$") or (only is not None and key not in only):
                 continue
             dtdl.check_name(key, f"/{key}")
             if key in resolved.components:
@@ -398,7 +420,7 @@ class TwinGraph:
         for name in resolved.components:
             if name not in twin:
                 raise validation_failed(f"component {name!r} is required", f"/{name}")
-        for key in twin["$metadata"]:
+        for key in twin["$metadata"] if only is None else only & twin["$metadata"].keys():
             if not key.startswith("$") and key not in resolved.properties:
                 raise validation_failed(f"$metadata names {key!r}, not a property of {resolved.id}",
                                         f"/$metadata/{key}")
@@ -438,27 +460,33 @@ class TwinGraph:
             _check_size(patch, "patch")
             updated = _clone(current)
             now = now_text()
+            touched: set[str] = set()
             for op in ops:
-                self._apply_twin_op(updated, op, now, component)
-            resolved = self._resolved(updated["$metadata"]["$model"])
-            self._validate_twin(updated, resolved)
+                self._apply_twin_op(updated, op, now, component, touched)
+            model = updated["$metadata"]["$model"]
+            resolved = self._resolved(model)
+            # The stored twin was valid: only what the patch touched needs checking, unless the model changed.
+            self._validate_twin(updated, resolved,
+                                None if model != current["$metadata"]["$model"] else touched)
             updated["$etag"] = new_etag()
             updated["$metadata"]["$lastUpdateTime"] = now
             prefix = f"/{component}" if component is not None else ""
-            notification = Notification(
+            notification = None if not self._listeners else Notification(
                 "Microsoft.DigitalTwins.Twin.Update", twin_id,
                 {"modelId": updated["$metadata"]["$model"],
                  "patch": [{**op, "path": prefix + op["path"]} for op in ops]},
                 model_id=updated["$metadata"]["$model"])
             self._commit([("twin", twin_id, updated)], lambda: self._twins.__setitem__(twin_id, updated),
-                         [notification])
+                         notification)
             return str(updated["$etag"])
 
-    def _apply_twin_op(self, twin: Twin, op: dict[str, Any], now: str, component: str | None) -> None:
+    def _apply_twin_op(self, twin: Twin, op: dict[str, Any], now: str, component: str | None,
+                       touched: set[str]) -> None:
         kind, pointer = op["op"], op["path"]
         parts = _pointer(pointer)
         if component is not None:
             parts = [component, *parts]
+        touched.add(parts[1] if parts[0] == "$metadata" and len(parts) > 1 else parts[0])
         resolved = self._resolved(twin["$metadata"]["$model"])
         if parts[0] == "$metadata":
             _apply_metadata_op(twin, twin["$metadata"], parts[1:], op, now, pointer)
@@ -495,9 +523,10 @@ class TwinGraph:
             if self._outgoing.get(twin_id) or self._incoming.get(twin_id):
                 raise bad_request("RelationshipsNotDeleted",
                                   f"twin {twin_id} has relationships; delete them before the twin")
-            notification = Notification("Microsoft.DigitalTwins.Twin.Delete", twin_id, _clone(current),
+            notification = None if not self._listeners else Notification(
+                "Microsoft.DigitalTwins.Twin.Delete", twin_id, _clone(current),
                                         model_id=current["$metadata"]["$model"])
-            self._commit([("twin", twin_id, None)], lambda: self._twins.pop(twin_id), [notification])
+            self._commit([("twin", twin_id, None)], lambda: self._twins.pop(twin_id), notification)
 
     def get_component(self, twin_id: str, component: str) -> dict[str, Any]:
         with self._lock:
@@ -575,10 +604,11 @@ class TwinGraph:
             self._check_relationship(source, rel_id, definition, target_twin, properties)
             relationship: dict[str, Any] = {"$relationshipId": rel_id, "$sourceId": source, "$targetId": target,
                                             "$relationshipName": name, **properties, "$etag": new_etag()}
-            notification = Notification("Microsoft.DigitalTwins.Relationship.Create", source, _clone(relationship),
+            notification = None if not self._listeners else Notification(
+                "Microsoft.DigitalTwins.Relationship.Create", source, _clone(relationship),
                                         model_id=source_twin["$metadata"]["$model"], relationship_id=rel_id)
             self._commit([("relationship", _rel_key(source, rel_id), relationship)],
-                         lambda: self._link(relationship), [notification])
+                         lambda: self._link(relationship), notification)
             stored: dict[str, Any] = _clone(relationship)
             return stored
 
@@ -630,11 +660,12 @@ class TwinGraph:
             self._check_relationship(source, rel_id, definition, target_twin,
                                      {k: v for k, v in updated.items() if not k.startswith("$")})
             updated["$etag"] = new_etag()
-            notification = Notification("Microsoft.DigitalTwins.Relationship.Update", source,
+            notification = None if not self._listeners else Notification(
+                "Microsoft.DigitalTwins.Relationship.Update", source,
                                         {"modelId": source_twin["$metadata"]["$model"], "patch": ops},
                                         model_id=source_twin["$metadata"]["$model"], relationship_id=rel_id)
             self._commit([("relationship", _rel_key(source, rel_id), updated)], lambda: self._link(updated),
-                         [notification])
+                         notification)
             return str(updated["$etag"])
 
     def delete_relationship(self, source: str, rel_id: str, *, if_match: str | None = None) -> None:
@@ -643,10 +674,11 @@ class TwinGraph:
             if not _etag_matches(if_match, current["$etag"]):
                 raise precondition_failed(f"relationship {rel_id} has changed (If-Match)")
             model = self._twins[source]["$metadata"]["$model"]
-            notification = Notification("Microsoft.DigitalTwins.Relationship.Delete", source, _clone(current),
+            notification = None if not self._listeners else Notification(
+                "Microsoft.DigitalTwins.Relationship.Delete", source, _clone(current),
                                         model_id=model, relationship_id=rel_id)
             self._commit([("relationship", _rel_key(source, rel_id), None)], lambda: self._unlink(source, rel_id),
-                         [notification])
+                         notification)
 
     def list_relationships(self, source: str, relationship_name: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -685,9 +717,10 @@ class TwinGraph:
                     raise not_found("ComponentNotFound", f"twin {twin_id} has no component {component!r}")
                 model = resolved.components[component]
             _check_size(message, "telemetry")
-            notification = Notification("microsoft.iot.telemetry", twin_id, _clone(message), model_id=model,
+            notification = None if not self._listeners else Notification(
+                "microsoft.iot.telemetry", twin_id, _clone(message), model_id=model,
                                         component=component, message_id=message_id, source_time=source_time)
-            self._commit([], lambda: None, [notification])
+            self._commit([], lambda: None, notification)
 
     # ---- event routes ----------------------------------------------------------------------------------------
     def put_event_route(self, route_id: str, body: Any) -> None:
