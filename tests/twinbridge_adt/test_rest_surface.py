@@ -166,3 +166,17 @@ def test_the_graph_survives_a_restart_with_db(tmp_path):
         assert [m.id for m in client.list_models()] == ["dtmi:test:Thing;1"]
     finally:
         second.stop()
+
+
+def test_ids_with_reserved_url_characters(adt):
+    """Twin and relationship ids are free text (the IoT Hub bug of Learn's issue #62635 had 'devices/thermostat67');
+    the SDK percent-encodes them and the emulator decodes each path segment on its own."""
+    adt.create_models([MODEL])
+    odd = ["a b/c?d#e%f", "devices/thermostat67", "ünï"]
+    for twin_id in odd:
+        adt.upsert_digital_twin(twin_id, {"$metadata": {"$model": "dtmi:test:Thing;1"}})
+        assert adt.get_digital_twin(twin_id)["$dtId"] == twin_id
+    adt.upsert_relationship(odd[0], "x/y", {"$targetId": odd[2], "$relationshipName": "next"})
+    assert [r["$relationshipId"] for r in adt.list_relationships(odd[0])] == ["x/y"]
+    link = next(iter(adt.list_incoming_relationships(odd[2]))).relationship_link
+    assert link == "/digitaltwins/a%20b%2Fc%3Fd%23e%25f/relationships/x%2Fy"

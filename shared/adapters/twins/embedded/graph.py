@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import orjson
 
@@ -693,7 +694,8 @@ class TwinGraph:
             self._require_twin(target)
             return [{"$relationshipId": rel_id, "$sourceId": source,
                      "$relationshipName": self._relationships[(source, rel_id)]["$relationshipName"],
-                     "$relationshipLink": f"/digitaltwins/{source}/relationships/{rel_id}"}
+                     "$relationshipLink": f"/digitaltwins/{quote(source, safe='')}/relationships/"
+                                          f"{quote(rel_id, safe='')}"}
                     for source, rel_id in self._incoming.get(target, {})]
 
     def relationships(self) -> Iterator[dict[str, Any]]:
