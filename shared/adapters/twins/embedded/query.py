@@ -619,6 +619,34 @@ def _names_a_twin(node: Any, aliases: set[str], primary_named: bool) -> bool:
     return False
 
 
+def _pinned_ids(where: Any, twin_aliases: set[str], primary: str, primary_named: bool) -> dict[str, set[str]]:
+    """Twin collections the WHERE pins to given ids by a top-level AND term (``X.$dtId = 'a'`` or ``IN [...]``):
+    every result row must satisfy it, so rows are filtered while they are built instead of after every JOIN."""
+    terms = where.items if isinstance(where, BoolOp) and where.op == "AND" else (where,)
+    pins: dict[str, set[str]] = {}
+    for term in terms:
+        ref: Any = None
+        values: tuple[Any, ...] = ()
+        if isinstance(term, Compare) and term.op == "=":
+            if isinstance(term.left, Ref) and isinstance(term.right, Const):
+                ref, values = term.left, (term.right.value,)
+            elif isinstance(term.right, Ref) and isinstance(term.left, Const):
+                ref, values = term.right, (term.left.value,)
+        elif isinstance(term, InList) and not term.negate and isinstance(term.operand, Ref):
+            ref, values = term.operand, term.values
+        if ref is None or ref.path[-1] != "$dtId":
+            continue
+        if len(ref.path) == 2 and ref.path[0] in twin_aliases:
+            alias = ref.path[0]
+        elif len(ref.path) == 1 and not primary_named and primary in twin_aliases:
+            alias = primary
+        else:
+            continue
+        ids = {v for v in values if isinstance(v, str)}
+        pins[alias] = pins[alias] & ids if alias in pins else ids
+    return pins
+
+
 def run_query(text: str, twins: Mapping[str, dict[str, Any]], relationships: list[dict[str, Any]],
               outgoing: Mapping[str, list[str]], relationship_index: Mapping[tuple[str, str], dict[str, Any]],
               registry: Registry) -> list[Any]:
@@ -641,9 +669,11 @@ def run_query(text: str, twins: Mapping[str, dict[str, Any]], relationships: lis
                           "(e.g. WHERE T.$dtId = 'id' or T.$dtId IN [...])")
     evaluator = _Evaluator(query, registry, primary, twin_aliases)
 
+    pins = _pinned_ids(query.where, twin_aliases, primary, query.alias is not None)
     rows: list[Row]
     if query.collection == "DIGITALTWINS":
-        rows = [{primary: twins[k]} for k in sorted(twins)]
+        keys = sorted(pins[primary] & twins.keys()) if primary in pins else sorted(twins)
+        rows = [{primary: twins[k]} for k in keys]
     else:
         rows = [{primary: r} for r in sorted(relationships, key=lambda r: (r["$sourceId"], r["$relationshipId"]))]
     for join in query.joins:
@@ -655,7 +685,7 @@ def run_query(text: str, twins: Mapping[str, dict[str, Any]], relationships: lis
                 if relationship["$relationshipName"] != join.relationship_name:
                     continue
                 target = twins.get(relationship["$targetId"])
-                if target is None:
+                if target is None or (join.alias in pins and target["$dtId"] not in pins[join.alias]):
                     continue
                 new_row = {**row, join.alias: target}
                 if join.relationship_alias:
