@@ -772,14 +772,17 @@ class TwinGraph:
 
     # ---- query -----------------------------------------------------------------------------------------------
     def query(self, text: str) -> list[Any]:
-        """Every result row of an ADT query (paging is the caller's: ``query_page``)."""
+        """Every result row of an ADT query (paging is the caller's, e.g. ``Pages``).
+
+        Runs under the lock on the live maps (no snapshot copy: a pinned query touches only its twins). Rows refer
+        to stored documents, which are replaced, never changed in place; the caller gets copies."""
         from shared.adapters.twins.embedded.query import run_query
 
         with self._lock:
-            twins = dict(self._twins)
-            relationships = list(self._relationships.values())
-            outgoing = {k: list(v) for k, v in self._outgoing.items()}
-        return run_query(text, twins, relationships, outgoing, self._relationships, self.registry)
+            rows = run_query(text, self._twins, self._relationships.values(), self._outgoing, self._relationships,
+                             self.registry)
+        result: list[Any] = _clone(rows)
+        return result
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ refused with 400 SqlQueryError.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -647,8 +647,8 @@ def _pinned_ids(where: Any, twin_aliases: set[str], primary: str, primary_named:
     return pins
 
 
-def run_query(text: str, twins: Mapping[str, dict[str, Any]], relationships: list[dict[str, Any]],
-              outgoing: Mapping[str, list[str]], relationship_index: Mapping[tuple[str, str], dict[str, Any]],
+def run_query(text: str, twins: Mapping[str, dict[str, Any]], relationships: Iterable[dict[str, Any]],
+              outgoing: Mapping[str, Iterable[str]], relationship_index: Mapping[tuple[str, str], dict[str, Any]],
               registry: Registry) -> list[Any]:
     query = parse_query(text)
     primary = query.alias or _PRIMARY
@@ -672,7 +672,7 @@ def run_query(text: str, twins: Mapping[str, dict[str, Any]], relationships: lis
     pins = _pinned_ids(query.where, twin_aliases, primary, query.alias is not None)
     rows: list[Row]
     if query.collection == "DIGITALTWINS":
-        keys = sorted(pins[primary] & twins.keys()) if primary in pins else sorted(twins)
+        keys = sorted(k for k in pins[primary] if k in twins) if primary in pins else sorted(twins)
         rows = [{primary: twins[k]} for k in keys]
     else:
         rows = [{primary: r} for r in sorted(relationships, key=lambda r: (r["$sourceId"], r["$relationshipId"]))]
