@@ -180,3 +180,20 @@ def test_ids_with_reserved_url_characters(adt):
     assert [r["$relationshipId"] for r in adt.list_relationships(odd[0])] == ["x/y"]
     link = next(iter(adt.list_incoming_relationships(odd[2]))).relationship_link
     assert link == "/digitaltwins/a%20b%2Fc%3Fd%23e%25f/relationships/x%2Fy"
+
+
+def test_cors_answers_loopback_pages_only(emulator, http):
+    """A browser page served from this machine (issue 20's explorer) may call the API; other origins get no CORS
+    headers, so their scripts cannot read the answers."""
+    local = "http://localhost:8000"
+    preflight = requests.options(emulator.url + "/query", verify=emulator.ca,
+                                 headers={"Origin": local, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == local
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    answer = http("GET", "/models", headers={"Origin": local})
+    assert answer.headers["Access-Control-Allow-Origin"] == local
+    assert "ETag" in answer.headers["Access-Control-Expose-Headers"]
+    foreign = http("GET", "/models", headers={"Origin": "https://example.com"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+    refused = requests.options(emulator.url + "/query", verify=emulator.ca, headers={"Origin": "https://example.com"})
+    assert refused.status_code == 403

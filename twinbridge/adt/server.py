@@ -26,6 +26,7 @@ from shared.adapters.twins.embedded import LIST_PAGE, QUERY_PAGE, AdtError, Page
 from shared.adapters.twins.embedded.errors import bad_request
 from shared.adapters.twins.embedded.graph import TRACEPARENT
 
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_REQUEST_BYTES = 1_048_576  # whole request bodies; twin/relationship/patch bodies are held to 32 KB by the engine
 API_VERSION = "2023-10-31"
 
@@ -254,10 +255,30 @@ class AdtRequestHandler(BaseHTTPRequestHandler):
             headers = {"x-ms-error-code": "InternalServerError"}
         self._send(status, payload, headers)
 
+    def _cors(self) -> dict[str, str]:
+        """CORS for pages served from this machine (a browser explorer): loopback origins only, so another web
+        site open in the same browser cannot read the twins."""
+        origin = self.headers.get("Origin") or ""
+        host = urllib.parse.urlsplit(origin).hostname if origin else None
+        if host not in _LOOPBACK_NAMES:
+            return {}
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                "Access-Control-Expose-Headers": "ETag, x-ms-error-code, query-charge"}
+
+    def do_OPTIONS(self) -> None:  # the browser's preflight for Authorization / If-Match / JSON Patch requests
+        headers = self._cors()
+        if headers:
+            headers.update({"Access-Control-Allow-Methods": "GET, PUT, PATCH, DELETE, POST, OPTIONS",
+                            "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match, If-None-Match, "
+                                                            "max-items-per-page, Message-Id, "
+                                                            "Telemetry-Source-Time, traceparent",
+                            "Access-Control-Max-Age": "600"})
+        self._send(204 if headers else 403, None, headers)
+
     def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
         data = b"" if payload is None else orjson.dumps(payload)
         self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else None)
-        for name, value in headers.items():
+        for name, value in {**self._cors(), **headers}.items():
             self.send_header(name, value)
         if payload is not None:
             self.send_header("Content-Type", "application/json; charset=utf-8")
