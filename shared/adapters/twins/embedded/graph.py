@@ -202,6 +202,12 @@ class TwinGraph:
     def close(self) -> None:
         self._storage.close()
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The graph's (re-entrant) lock: hold it to make several calls one step for other threads, e.g. an
+        in-process store deleting a twin's relationships and then the twin."""
+        return self._lock
+
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` with every change notification, after its write committed, in write order. It runs
         under the graph's lock: keep it quick (queue the notification)."""

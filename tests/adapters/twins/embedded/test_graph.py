@@ -334,3 +334,22 @@ def test_notifications_carry_the_requests_traceparent(graph):
     put(graph, "b")
     assert heard[0].attributes()["traceparent"] == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     assert "traceparent" not in heard[1].attributes()
+
+
+def test_holding_the_lock_makes_several_calls_one_step(graph):
+    import threading
+
+    put(graph, "a", temp=1.0)
+    done = threading.Event()
+
+    def writer() -> None:
+        graph.patch_twin("a", [{"op": "replace", "path": "/temp", "value": 2.0}])
+        done.set()
+
+    with graph.lock:
+        thread = threading.Thread(target=writer)
+        thread.start()
+        assert not done.wait(0.2)  # the writer waits for us
+        assert graph.get_twin("a")["temp"] == 1.0
+    thread.join(5)
+    assert done.is_set() and graph.get_twin("a")["temp"] == 2.0
