@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
                 return 2
     ca, cert, key = issue_server_certificate(Path(args.tls_dir), args.host)
     server = make_server(graph, args.host, args.port, cert, key, verbose=args.verbose)
-    host, port = server.server_address[:2]
-    shown = f"[{host}]" if ":" in str(host) else host
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    shown = f"[{host}]" if ":" in host else host
     print(f"ADT emulator listening on https://{shown}:{port} (CA certificate: {ca})", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(WARNING, file=sys.stderr, flush=True)
