@@ -12,6 +12,7 @@ In ``auto`` mode the poller stops for good once a route notification arrives, so
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -78,10 +79,8 @@ class ChangeHub:
         self.closed.set()
         with self._lock:
             for subscriber in self._subscribers:
-                try:
+                with contextlib.suppress(queue.Full):
                     subscriber.put_nowait(None)
-                except queue.Full:
-                    pass
 
     def stream(self, heartbeat: float = HEARTBEAT_SECONDS) -> Iterator[bytes]:
         """The ``text/event-stream`` body for one page: each change as an ``event: change``, comments to keep alive."""
@@ -102,21 +101,22 @@ class ChangeHub:
 
 
 def from_notification(event: Any) -> dict[str, Any] | None:
-    """One ADT notification (Event Grid or CloudEvents schema) as a change for the page; None when not ADT's."""
+    """One ADT notification (Event Grid or CloudEvents schema) as a change for the page; None when not ADT's.
+
+    In Event Grid schema ADT nests the notification's body once more: ``data = {"data": …, "contenttype",
+    "traceparent"}``. Telemetry names its twin in ``source`` (``<host>/digitaltwins/<id>``) in CloudEvents, where
+    ``subject`` is the component path, and in ``subject`` in Event Grid schema (Learn: concepts-event-notifications).
+    """
     if not isinstance(event, dict):
         return None
-    kind_text = event.get("type") if "specversion" in event else event.get("eventType")
-    kind = _KINDS.get(str(kind_text or "").lower())
+    cloud = "specversion" in event
+    kind = _KINDS.get(str((event.get("type") if cloud else event.get("eventType")) or "").lower())
     if kind is None:
         return None
     subject = str(event.get("subject") or "")
-    data = event.get("data")
-    if isinstance(data, str | bytes):
-        try:
-            data = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            data = None
-    data = data if isinstance(data, dict) else {}
+    data = _json_object(event.get("data"))
+    if not cloud and isinstance(data.get("data"), dict | str | bytes):
+        data = _json_object(data.get("data"))
     change: dict[str, Any] = {"kind": kind, "via": "route", "time": event.get("time") or event.get("eventTime"),
                               "id": event.get("id")}
     if kind.startswith("relationship."):
@@ -124,6 +124,10 @@ def from_notification(event: Any) -> dict[str, Any] | None:
         source, _, rel_id = subject.partition("/relationships/")
         change.update(twinId=data.get("$sourceId") or source or None, relationshipId=data.get("$relationshipId")
                       or rel_id or None, targetId=data.get("$targetId"), name=data.get("$relationshipName"))
+    elif kind == "telemetry":
+        origin = str(event.get("source") or "")
+        twin_id = origin.split("/digitaltwins/", 1)[1] if cloud and "/digitaltwins/" in origin else subject
+        change.update(twinId=twin_id or None, component=subject if cloud and subject else None, data=data)
     else:
         change["twinId"] = subject or data.get("$dtId")
     if kind.endswith(".update"):
@@ -131,9 +135,16 @@ def from_notification(event: Any) -> dict[str, Any] | None:
         change["modelId"] = data.get("modelId")
     elif kind == "twin.create":
         change["modelId"] = (data.get("$metadata") or {}).get("$model")
-    elif kind == "telemetry":
-        change["data"] = data
     return change if change.get("twinId") else None
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if isinstance(value, str | bytes):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _user_properties(twin: dict[str, Any]) -> dict[str, Any]:

@@ -253,12 +253,17 @@ class RunningExplorer:
         self.app.source.close()
 
 
+def _not_ready(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
 def serve(source: AdtSource, local: LocalRun, *, port: int = 0, host: str = "127.0.0.1", live: str = "auto",
           poll_interval: float = 1.0) -> RunningExplorer:
     """Start the explorer on ``host:port`` (0 = a free port); ``live``: auto | route | poll | off."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     hub = ChangeHub()
-    server = make_server(host, port, None, threaded=True)  # the app needs the port for its allowed Host names
+    server = make_server(host, port, _not_ready, threaded=True)  # the app needs the port for its allowed Hosts
     loopback = host in ("127.0.0.1", "::1", "localhost")
     allowed = {f"{name}:{server.port}" for name in ("127.0.0.1", "localhost", "[::1]")} if loopback else None
     app = ExplorerApp(source, hub, local, live, allowed)

@@ -69,7 +69,8 @@ def credential_for(url: str, kind: str = "auto") -> TokenCredential:
 def _translate(exc: Exception) -> SourceError:
     if isinstance(exc, HttpResponseError):
         error = getattr(exc, "error", None)
-        code = getattr(error, "code", None) or (exc.response.headers.get("x-ms-error-code") if exc.response else None)
+        headers = getattr(exc.response, "headers", None) or {}
+        code = getattr(error, "code", None) or headers.get("x-ms-error-code")
         message = getattr(error, "message", None) or exc.message or str(exc)
         return SourceError(exc.status_code or 502, str(code or "HttpResponseError"), str(message))
     if isinstance(exc, ServiceRequestError):
@@ -100,9 +101,9 @@ class AdtSource:
 
     def query_page(self, query: str, continuation_token: str | None = None) -> QueryPage:
         try:
-            pages = self.client.query_twins(query).by_page(continuation_token=continuation_token)
+            pages: Any = self.client.query_twins(query).by_page(continuation_token=continuation_token)
             items = [dict(item) for item in next(pages, [])]
-            return QueryPage(items, pages.continuation_token or None)
+            return QueryPage(items, pages.continuation_token or None)  # the token of the page just read
         except Exception as exc:
             raise _translate(exc) from exc
 
