@@ -56,6 +56,7 @@ function nodeData(twin) {
 
 function buildGraph(data) {
   const elements = [];
+  const n = data.twins.length, m = data.relationships.length;
   state.twins.clear();
   for (const twin of data.twins) {
     state.twins.set(twin.$dtId, twin);
@@ -66,6 +67,11 @@ function buildGraph(data) {
       id: `rel:${rel.$sourceId}:${rel.$relationshipId}`, source: rel.$sourceId, target: rel.$targetId,
       label: rel.$relationshipName || "" } });
   }
+  // the list, legend and note first: they take their room before cytoscape measures the graph's box
+  renderList();
+  renderLegend();
+  $("graph-note").textContent = `${n} twins, ${m} relationships` +
+    (data.truncated ? " (more exist: the graph shows the first ones; use a query to find the others)" : "");
   if (!window.cytoscape) {
     $("graph").textContent = "The graph library is missing (node_modules/cytoscape): run `make install`. " +
       "The list below still works.";
@@ -94,13 +100,11 @@ function buildGraph(data) {
       ],
     });
     state.cy.on("tap", "node", (event) => selectTwin(event.target.id(), { fromGraph: true }));
+    state.cy.resize();
+    state.cy.fit(undefined, 30);
+    if (state.selected) state.cy.getElementById(state.selected).select();
   }
-  renderList();
-  renderLegend();
-  const n = data.twins.length, m = data.relationships.length;
   $("graph").setAttribute("aria-label", `Twin graph: ${n} twins, ${m} relationships. The list below has every twin.`);
-  $("graph-note").textContent = `${n} twins, ${m} relationships` +
-    (data.truncated ? " (more exist: the graph shows the first ones; use a query to find the others)" : "");
   if (state.hits.size) highlight(state.hits);
 }
 
@@ -143,6 +147,7 @@ function renderLegend() {
 
 async function loadGraph() {
   $("graph-note").textContent = "loading the graph…";
+  $("graph-note").classList.remove("error");
   try {
     buildGraph(await api("graph"));
   } catch (error) {
