@@ -30,7 +30,7 @@ from tests.support.fake_adt import ENDPOINT, FakeCredential
 from tests.twinbridge_explorer.adt_double import AdtDouble
 from tests.twinbridge_explorer.conftest import catalog, model_documents, seed, start_explorer
 from twinbridge.explorer.local import LocalRun
-from twinbridge.explorer.server import RunningExplorer
+from twinbridge.explorer.server import RunningExplorer, cytoscape_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -46,10 +46,11 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def chromium() -> tuple[str, str]:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
-    if browser and driver:
+    if browser and driver and cytoscape_path() is not None:
         return browser, driver
     why = ("chromium and chromium-driver are not installed: run `sh twinbridge/explorer/install_browser.sh` "
-           "(apt-get, as root)")
+           "(apt-get, as root)") if not (browser and driver) else \
+        "node_modules/cytoscape is missing: run `make install` (npm)"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"browser tests cannot run under CI: {why}")
     pytest.skip(why)

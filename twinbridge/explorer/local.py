@@ -94,7 +94,9 @@ class LocalRun:
                  r.event is not None, "excerpt": r.excerpt[:EXCERPT_LIMIT]} for r in records]
 
     def replay(self, record_ids: list[str] | None = None) -> dict[str, Any]:
+        """Like ``quarantine replay``: an app built afresh from the settings (a fixed config or mapping is used)."""
         with self._lock:
+            self.close()
             store = self._store()
             chosen: ReadableQuarantine = store if record_ids is None else _Selected(store, set(record_ids))
             summary = replay(self._build(), chosen)
