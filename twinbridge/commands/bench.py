@@ -144,7 +144,8 @@ def _large(args: argparse.Namespace) -> dict[str, Any]:
     from twinbridge.bench.large_events import large_event_rss
 
     figures = large_event_rss(args.large_events or 1000)
-    figures["large_ok"] = (figures["large_peak_rss_mb"] <= figures["large_target_peak_rss_mb"]
+    peak = figures["large_peak_rss_mb"]
+    figures["large_ok"] = (peak is not None and peak <= figures["large_target_peak_rss_mb"]
                            and set(figures["large_http_statuses"]) == {"202"})
     return figures
 
