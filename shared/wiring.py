@@ -33,6 +33,8 @@ from shared.settings.app_config import AppConfig
 from shared.settings.doors import DoorSettings
 from shared.settings.environment import APP_ROOT, Settings
 from shared.settings.gc_tuning import tune_gc
+from shared.settings.throughput import ThroughputSettings
+from shared.twins.group_commit import GroupCommit
 from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY, Pipeline
 
 if TYPE_CHECKING:
@@ -58,6 +60,18 @@ class App:
     def egress(self) -> EgressRouter:
         """Built on first use (only the egress door needs it); tests may assign their own."""
         return build_egress(self)
+
+    @cached_property
+    def ingest_commit(self) -> GroupCommit:
+        """The Event Grid trigger door's group commit (shared/twins/group_commit.py): one per process, as the app.
+        Each flush is one batch for the observability contract, as a webhook delivery is."""
+        from shared.observability import run_batch
+
+        throughput = self.settings.throughput if self.settings is not None else ThroughputSettings()
+        return GroupCommit(lambda events: run_batch("ingest_iothub_events", events, self.pipeline.process),
+                           window=throughput.group_commit_window_ms / 1000,
+                           max_wait=throughput.group_commit_max_wait_ms / 1000,
+                           max_events=throughput.group_commit_max_events, name="ingest-group-commit")
 
     @cached_property
     def forwarding_store(self) -> ForwardingStore:
