@@ -36,6 +36,7 @@ from shared.settings.gc_tuning import tune_gc
 from shared.settings.throughput import ThroughputSettings
 from shared.twins.group_commit import GroupCommit
 from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY, Pipeline
+from shared.twins.write_pacer import PacedTwinStore, PacerLimits
 
 if TYPE_CHECKING:
     from shared.egress.ports import ForwardingStore
@@ -154,11 +155,29 @@ def load_catalog(settings: Settings, config: AppConfig) -> ModelCatalog:
 
 
 def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
+    """ADT (paced unless TWINBRIDGE_WRITE_PACER=off) or the embedded graph (paced only with =on)."""
+    throughput = settings.throughput
     if settings.adt_url:
-        from shared.adapters.twins.adt import AdtTwinStore
+        from shared.adapters.twins.adt import AdtTwinStore, CountingPolicy, ThrottleListener
 
-        return AdtTwinStore.from_url(settings.adt_url)
-    return EmbeddedTwinGraph(catalog, settings.twin_db)
+        if throughput.write_pacer == "off":
+            return AdtTwinStore.from_url(settings.adt_url)
+        paced: list[PacedTwinStore] = []  # the pacer wraps the store the listener is built into
+        listener = ThrottleListener(lambda seconds: paced[0].throttled(seconds) if paced else None)
+        adt = AdtTwinStore.from_url(settings.adt_url, per_retry_policies=[CountingPolicy(), listener])
+        paced.append(pace(adt, throughput))
+        return paced[0]
+    graph = EmbeddedTwinGraph(catalog, settings.twin_db)
+    return pace(graph, throughput) if throughput.write_pacer == "on" else graph
+
+
+def pace(store: TwinStore, throughput: ThroughputSettings | None = None) -> PacedTwinStore:
+    """``store`` behind the write pacer (shared/twins/write_pacer.py) with the configured limits."""
+    throughput = throughput or ThroughputSettings()
+    return PacedTwinStore(store, PacerLimits(
+        twin_writes_per_second=throughput.twin_writes_per_second, patches_per_second=throughput.patches_per_second,
+        reads_per_second=throughput.reads_per_second,
+        creates_deletes_per_second=throughput.creates_deletes_per_second))
 
 
 def on_storage(settings: Settings, setting: str, what: str, by_connection: Callable[[str], T],
