@@ -4,7 +4,9 @@
   raised out of a door: the event is quarantined with its code and field path and the batch goes on.
 * ``TransientError`` — the world may be better later (ADT throttling past the retry budget, storage down). Raised
   so the broker redelivers; everything already applied is safe to apply again.
-* Stale and duplicate events are not errors at all: they are outcomes (see ``Outcome``), skipped and counted.
+* Stale and duplicate events are not errors at all: they are outcomes (``shared/outcome.py``), skipped and counted.
+* The ports' errors (``TwinConflict``, ``TwinMissing``, ``TwinRejected``, ``StateConflict``) are how adapters tell
+  the core what the outside world answered; the core decides what each means.
 
 Codes are part of the public contract (quarantine records, logs, dashboards): never rename one, only add.
 """
@@ -102,12 +104,24 @@ class ConfigError(ValueError):
         super().__init__(f"invalid configuration in {source}:\n{lines}")
 
 
-class Outcome(StrEnum):
-    """What happened to one event."""
+# ---- the ports' errors (raised by adapters, see shared/ports.py) ---------------------------------------------
 
-    APPLIED = "applied"
-    STALE = "stale"
-    DUPLICATE = "duplicate"
-    FILTERED = "filtered"
-    QUARANTINED = "quarantined"
-    RETRY = "retry"
+class TwinConflict(Exception):
+    """412 Precondition Failed (If-Match / If-None-Match): someone else wrote first. Re-read and decide again."""
+
+
+class TwinMissing(Exception):
+    """404 DigitalTwinNotFound on a write that needed the twin."""
+
+
+class TwinRejected(Exception):
+    """400 from the twin service (ValidationFailed, JsonPatchInvalid, …): the write can never succeed as it is."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class StateConflict(Exception):
+    """The state record changed (or appeared) since it was read. Re-read and decide again."""

@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 import orjson
 
-from shared.errors import Outcome
+from shared.outcome import Outcome
 
 __all__ = [
     "ADT_CALLS",

@@ -1,4 +1,4 @@
-"""Ports: the three things the pipeline needs from the outside world, each a small Protocol.
+"""Ports: what the core needs from the outside world, each a small Protocol (their errors: shared/errors.py).
 
 Every adapter (Azure or embedded) honours the same semantics, so a behaviour seen locally is the one seen in Azure:
 
@@ -20,27 +20,6 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from shared.twins.freshness import Shadow
-
-
-class TwinConflict(Exception):
-    """412 Precondition Failed (If-Match / If-None-Match): someone else wrote first. Re-read and decide again."""
-
-
-class TwinMissing(Exception):
-    """404 DigitalTwinNotFound on a write that needed the twin."""
-
-
-class TwinRejected(Exception):
-    """400 from the twin service (ValidationFailed, JsonPatchInvalid, …): the write can never succeed as it is."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class StateConflict(Exception):
-    """The state record changed (or appeared) since it was read. Re-read and decide again."""
 
 
 def in_process(store: object) -> bool:

@@ -40,9 +40,9 @@ import orjson
 from shared.egress.config import CompiledRule, Mode
 from shared.egress.notifications import TWIN_UPDATE, Notification
 from shared.egress.transforms import source_times
-from shared.errors import Code, PermanentError, TransientError
+from shared.errors import Code, PermanentError, StateConflict, TransientError, TwinConflict, TwinMissing, TwinRejected
 from shared.ingest.timeparse import parse_ticks
-from shared.ports import StateConflict, StateStore, TwinConflict, TwinMissing, TwinRejected, TwinStore
+from shared.ports import StateStore, TwinStore
 from shared.twins.freshness import Mark, Shadow
 
 log = logging.getLogger("twinbridge.propagation")

@@ -24,8 +24,9 @@ from shared.egress.config import EgressConfig
 from shared.egress.notifications import Notification, read_amqp_notification, read_notification
 from shared.egress.ports import ForwardingStore, Outgoing, Sink, Status
 from shared.egress.transforms import outgoing
-from shared.errors import Code, Outcome, PermanentError, TransientError, TwinbridgeError
+from shared.errors import Code, PermanentError, TransientError, TwinbridgeError
 from shared.observability import record_egress
+from shared.outcome import Outcome
 from shared.ports import Quarantine
 from shared.quarantine_record import build_record, record_id
 

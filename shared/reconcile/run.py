@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 
-from shared.errors import Outcome
 from shared.ingest.events import DEVICE_CREATED, IotHubEvent, Kind
 from shared.ingest.mapping import Mapper
 from shared.ingest.timeparse import parse_ticks
+from shared.outcome import Outcome
 from shared.ports import Checkpoints, StateStore, TwinStore
 from shared.reconcile.decisions import Action, ReconcileOptions, Registry, plan_device, plan_orphan, twin_id_pattern
 from shared.twins.applier import TwinApplier

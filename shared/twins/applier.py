@@ -41,8 +41,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import Code, Outcome, PermanentError, TransientError
-from shared.ports import StateConflict, StateStore, TwinConflict, TwinMissing, TwinRejected, TwinStore
+from shared.errors import Code, PermanentError, StateConflict, TransientError, TwinConflict, TwinMissing, TwinRejected
+from shared.outcome import Outcome
+from shared.ports import StateStore, TwinStore
 from shared.settings.app_config import MissingTwinPolicy
 from shared.twins.deadline import expired
 from shared.twins.freshness import DELETED, Change, Intent, Shadow, merge, merge_all, undo

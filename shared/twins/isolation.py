@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import Code, TransientError
-from shared.ports import TwinConflict, TwinMissing, TwinRejected, TwinStore
+from shared.errors import Code, TransientError, TwinConflict, TwinMissing, TwinRejected
+from shared.ports import TwinStore
 from shared.twins.freshness import CONNECTION, Shadow
 from shared.twins.patch_plan import diff
 

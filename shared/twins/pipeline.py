@@ -16,11 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from shared.errors import Code, Outcome, PermanentError, TransientError, TwinbridgeError
+from shared.errors import Code, PermanentError, TransientError, TwinbridgeError, TwinMissing, TwinRejected
 from shared.ingest.dtdl import ModelCatalog
 from shared.ingest.intake import Accepted, EventFilter, Intake
 from shared.ingest.mapping import Mapper
-from shared.ports import Quarantine, StateStore, TwinMissing, TwinRejected, TwinStore, in_process
+from shared.outcome import Outcome
+from shared.ports import Quarantine, StateStore, TwinStore, in_process
 from shared.quarantine_record import build_record
 from shared.settings.app_config import AppConfig
 from shared.twins.applier import Decision, Projection, TwinApplier, WriteTally

@@ -2,8 +2,7 @@
 
 import pytest
 
-from shared.errors import Code, TransientError
-from shared.ports import TwinConflict, TwinRejected
+from shared.errors import Code, TransientError, TwinConflict, TwinRejected
 from tests.support import event_factory as factory
 from tests.support.rig import rig
 

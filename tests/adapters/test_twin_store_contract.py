@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.ports import TwinConflict, TwinMissing, TwinRejected
+from shared.errors import TwinConflict, TwinMissing, TwinRejected
 
 MODEL = "dtmi:twinbridge:IoTDevice;1"
 

@@ -12,7 +12,7 @@ from shared.egress.config import load_egress
 from shared.egress.notifications import read_notification
 from shared.egress.propagation import RulePropagator
 from shared.egress.router import EgressRouter
-from shared.errors import Outcome
+from shared.outcome import Outcome
 from tests.egress import adt
 
 UPDATE = "type = 'Microsoft.DigitalTwins.Twin.Update'"

@@ -14,7 +14,8 @@ from shared.adapters.sinks.jsonl_file import JsonlFileSink
 from shared.egress.config import load_egress
 from shared.egress.ports import SENT, Delivery, Outgoing, Status
 from shared.egress.router import EgressRouter
-from shared.errors import Code, Outcome, PermanentError, TransientError
+from shared.errors import Code, PermanentError, TransientError
+from shared.outcome import Outcome
 from tests.egress import adt
 
 UPDATE = "type = 'Microsoft.DigitalTwins.Twin.Update'"

@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.errors import Code, Outcome, TransientError
+from shared.errors import Code, TransientError
 from shared.filters.config import build_event_filter
 from shared.ingest.dtdl import ModelCatalog
 from shared.observability import (
@@ -32,6 +32,7 @@ from shared.observability import (
     log_batch,
     record_egress,
 )
+from shared.outcome import Outcome
 from shared.settings.app_config import AppConfig
 from shared.settings.environment import APP_ROOT
 from shared.twins.pipeline import Pipeline

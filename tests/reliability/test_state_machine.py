@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.state.table import TableStateStore
-from shared.errors import Outcome
+from shared.outcome import Outcome
 from shared.ports import StateStore
 from tests.reliability.figures import report
 from tests.reliability.harness import (

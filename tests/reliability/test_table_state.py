@@ -12,8 +12,8 @@ from azure.data.tables import TableClient
 
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.state.table import MIN_RETENTION, ROW_KEY, TableStateStore, encode_key, pack, unpack
-from shared.errors import Code, TransientError
-from shared.ports import StateConflict, StateStore
+from shared.errors import Code, StateConflict, TransientError
+from shared.ports import StateStore
 from shared.twins.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Mark, Shadow
 from tests.support import event_factory as factory
 from twinbridge.azurite import Azurite

@@ -1,7 +1,8 @@
 """The invocation's time budget (shared/twins/deadline.py) reaches the retry policy and the applier's worker threads."""
 
 from shared.adapters.twins.adt import retry_policy
-from shared.errors import Code, Outcome
+from shared.errors import Code
+from shared.outcome import Outcome
 from shared.twins import deadline
 from tests.support import event_factory as factory
 from tests.support.rig import CATALOG, NetworkedGraph, rig

@@ -5,7 +5,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.errors import Outcome
+from shared.outcome import Outcome
 from shared.settings.app_config import MissingTwinPolicy
 from shared.twins.freshness import (
     CONNECTION,

@@ -6,8 +6,9 @@ refuses 'colour'. That is the realistic way a ValidationFailed happens.
 """
 
 from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.errors import Code, Outcome, TransientError
+from shared.errors import Code, TransientError
 from shared.ingest.dtdl import ModelCatalog
+from shared.outcome import Outcome
 from tests.support import event_factory as factory
 from tests.support.rig import rig
 

@@ -5,7 +5,8 @@ import random
 import orjson
 import pytest
 
-from shared.errors import Code, Outcome
+from shared.errors import Code
+from shared.outcome import Outcome
 from tests.support import event_factory as factory
 from tests.support.fixtures import SAMPLE_NAMES, invalid_cases, load_event
 from tests.support.rig import CATALOG, NetworkedGraph, rig
@@ -166,7 +167,7 @@ def test_policies_do_not_override_the_tombstone(policy):
 
 
 def test_a_twin_id_the_service_refuses_quarantines_its_events_only(monkeypatch):
-    from shared.ports import TwinRejected
+    from shared.errors import TwinRejected
 
     r = rig()
     real_get = r.twins.get_twin

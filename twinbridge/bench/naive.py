@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 
+from shared.errors import TwinConflict, TwinMissing
 from shared.ingest.dtdl import ModelCatalog
-from shared.ports import TwinConflict, TwinMissing, TwinStore
+from shared.ports import TwinStore
 
 _TELEMETRY = "Microsoft.Devices.DeviceTelemetry"
 _CONNECTED = "Microsoft.Devices.DeviceConnected"

@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from shared.errors import ConfigError, Outcome
+from shared.errors import ConfigError
+from shared.outcome import Outcome
 from shared.ports import QuarantineRecord
 from shared.quarantine_record import record_id
 from shared.settings.environment import Settings

@@ -22,7 +22,8 @@ import orjson
 
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
 from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.errors import Code, ConfigError, Outcome, PermanentError
+from shared.errors import Code, ConfigError, PermanentError
+from shared.outcome import Outcome
 from shared.ports import Quarantine
 from shared.settings.environment import Settings
 from shared.twins.pipeline import Pipeline

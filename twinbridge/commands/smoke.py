@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def smoke_events(topic: str, device: str, now: datetime | None = None) -> list[dict[str, Any]]:
-    """DeviceCreated then DeviceConnected for ``device``, shaped like IoT Hub's own (azure-facts §1)."""
+    """DeviceCreated then DeviceConnected for ``device``, shaped like IoT Hub's own (docs/azure-behaviour.md §1)."""
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
     hub = topic.rstrip("/").rsplit("/", 1)[-1].lower()
     twin = {"deviceId": device, "etag": "AAAAAAAAAAE=", "deviceEtag": "null", "status": "enabled",
@@ -103,6 +103,7 @@ def run(args: argparse.Namespace, twins: TwinStore | None = None) -> int:
         twins = AdtTwinStore.from_url(args.adt_url)
     started = time.monotonic()
     base_url = args.function_url.rstrip("/")
+    client: PipelineClient[Any, Any]
     with PipelineClient(base_url) as client:
         for event in smoke_events(args.topic, device):
             status = send(client, base_url, key, event)

@@ -97,10 +97,10 @@ def index_functions(app: func.FunctionApp, default_auth: str = "FUNCTION") -> di
 
     indexed: dict[str, LocalFunction] = {}
     for function in app.get_functions():
-        name = function.get_function_name()
+        user = function.get_user_function()
+        name = function.get_function_name() or user.__name__  # the worker's default name
         bindings = orjson.loads(function.get_function_json())["bindings"]
         trigger = next(b for b in bindings if b["type"].endswith("Trigger") and b["direction"] == "IN")
-        user = function.get_user_function()
         entry = LocalFunction(
             name=name, trigger=trigger,
             inputs=[b for b in bindings if b["direction"] == "IN" and b is not trigger],

@@ -44,15 +44,15 @@ def event_to_wire(event: EventGridEvent, schema: str) -> dict[str, Any]:
     """The event as the subscription delivers it: Event Grid schema, or converted to CloudEvents 1.0 as Event Grid
     converts IoT Hub's events for a ``CloudEventSchemaV1_0`` subscription."""
     if schema == "eventgrid":
-        wire: dict[str, Any] = event.serialize()
+        wire: dict[str, Any] = dict(event.serialize())
         wire["metadataVersion"] = "1"
         return wire
-    cloud = CloudEvent(source=event.topic, type=event.event_type, data=event.data, subject=event.subject,
-                       id=event.id, time=event.event_time)
+    cloud: CloudEvent[Any] = CloudEvent(source=str(event.topic), type=event.event_type, data=event.data,
+                                        subject=event.subject, id=event.id, time=event.event_time)
     return cloud_event_to_wire(cloud)
 
 
-def cloud_event_to_wire(cloud: CloudEvent) -> dict[str, Any]:
+def cloud_event_to_wire(cloud: CloudEvent[Any]) -> dict[str, Any]:
     wire: dict[str, Any] = {"specversion": cloud.specversion, "id": cloud.id, "source": cloud.source,
                             "type": cloud.type}
     for name in ("subject", "datacontenttype", "dataschema"):

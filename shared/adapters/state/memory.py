@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 
-from shared.ports import StateConflict
+from shared.errors import StateConflict
 from shared.twins.freshness import Shadow
 
 

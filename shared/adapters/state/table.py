@@ -37,8 +37,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.adapters.storage_calls import CreateOnce, call_storage
-from shared.errors import TransientError
-from shared.ports import StateConflict
+from shared.errors import StateConflict, TransientError
 from shared.twins.freshness import DELETED, Shadow
 
 log = logging.getLogger("twinbridge.state.table")

@@ -33,9 +33,8 @@ from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from azure.core.utils import case_insensitive_dict
 from azure.digitaltwins.core import DigitalTwinsClient
 
-from shared.errors import Code, TransientError
+from shared.errors import Code, TransientError, TwinConflict, TwinMissing, TwinRejected
 from shared.observability import ADT_CALLS, ADT_RETRIED, ADT_THROTTLED, METRICS, Metrics
-from shared.ports import TwinConflict, TwinMissing, TwinRejected
 from shared.twins import deadline
 from shared.twins.write_pacer import Throttled
 
