@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from shared.errors import Code, TransientError
-from shared.ports import TwinConflict, TwinStore
+from shared.errors import Code, TransientError, TwinConflict
+from shared.ports import TwinStore
 from shared.twins import deadline
 
 log = logging.getLogger("twinbridge.pacer")

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.errors import Code, Outcome, TransientError
+from shared.errors import Code, TransientError
+from shared.outcome import Outcome
 from shared.twins import deadline
 from shared.twins.group_commit import GroupCommit
 from shared.twins.pipeline import BatchReport, EventResult

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.errors import TransientError
-from shared.ports import TwinConflict
+from shared.errors import TransientError, TwinConflict
 from shared.twins import deadline
 from shared.twins.write_pacer import PacedTwinStore, PacerLimits, SlidingWindow, Throttled
 from shared.wiring import build_pipeline
