@@ -35,7 +35,7 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
 class ThroughputSettings:
     # --- group commit (ingest_iothub_events) ---------------------------------------------------------------------
     group_commit_window_ms: float = 5.0  # TWINBRIDGE_GROUP_COMMIT_WINDOW_MS: quiet gap that closes a batch
-    group_commit_max_wait_ms: float = 100.0  # TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS: no event waits longer for its batch
+    group_commit_max_wait_ms: float = 250.0  # TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS: no event waits longer for its batch
     group_commit_max_events: int = 5000  # TWINBRIDGE_GROUP_COMMIT_MAX_EVENTS: flush at once when this many wait
     # --- write pacer (every door) --------------------------------------------------------------------------------
     write_pacer: str = "auto"  # TWINBRIDGE_WRITE_PACER: auto (on for Azure Digital Twins) | on | off
@@ -47,7 +47,7 @@ class ThroughputSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ThroughputSettings:
         window = _number(env, "TWINBRIDGE_GROUP_COMMIT_WINDOW_MS", 5.0)
-        max_wait = _number(env, "TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS", max(100.0, window), window)
+        max_wait = _number(env, "TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS", max(250.0, window), window)
         pacer = (env.get("TWINBRIDGE_WRITE_PACER", "").strip() or "auto").lower()
         if pacer not in ("auto", "on", "off"):
             raise ValueError(f"TWINBRIDGE_WRITE_PACER must be auto, on or off, got {pacer!r}")

@@ -37,7 +37,7 @@ from shared.twins.deadline import INVOCATION_BUDGET_SECONDS, invocation_budget
 log = logging.getLogger("twinbridge.group_commit")
 
 DEFAULT_WINDOW_SECONDS = 0.005
-DEFAULT_MAX_WAIT_SECONDS = 0.1
+DEFAULT_MAX_WAIT_SECONDS = 0.25
 DEFAULT_MAX_EVENTS = 5000  # Event Grid delivers at most 5,000 events per array (maxEventsPerBatch)
 
 

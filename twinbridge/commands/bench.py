@@ -19,7 +19,7 @@ import orjson
 from shared.settings.environment import Settings
 from shared.settings.gc_tuning import tune_gc
 from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY
-from twinbridge.bench import measure
+from twinbridge.bench import measure, trigger
 
 
 def register(subparsers: Any) -> None:
@@ -40,6 +40,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--core-only", action="store_true",
                         help="only the core pipeline's figures (the bench uses it for the pure-Python figure)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    trigger.register_args(parser)  # issue 19: Event Grid trigger door, hot twin, throttling
     parser.set_defaults(handler=run)
 
 
@@ -120,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         figures["filter_evals_per_s"] = None
         figures["filter"] = "shared.filters.event_grid is not available"
+    figures.update(trigger.figures(args, measure.catalog()))
     figures["peak_rss_mb"] = round(measure.peak_rss_mb(), 1)
     figures["bench_wall_s"] = round(time.perf_counter() - started, 1)
     figures["pinning"] = pinning
