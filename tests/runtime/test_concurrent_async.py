@@ -78,15 +78,6 @@ def _invoke_all_at_once(rt: Any, events: list[dict[str, Any]]) -> tuple[list[Any
     return results, time.perf_counter() - started
 
 
-def test_the_door_is_indexed_as_an_async_function(rt: Any) -> None:
-    import inspect
-
-    from functions.ingest_iothub_events import ingest_iothub_events
-
-    assert inspect.iscoroutinefunction(ingest_iothub_events)
-    assert "ingest_iothub_events" in rt.functions
-
-
 def test_concurrent_async_invocations_overlap_and_share_one_pipeline_batch(rt: Any, app: Any) -> None:
     events = [factory.lifecycle(f"dev-overlap-{i}", second=1) for i in range(INVOCATIONS)]
     results, wall = _invoke_all_at_once(rt, events)
