@@ -8,7 +8,9 @@ the process's ``GroupCommit`` and awaits its own outcome, and one pipeline batch
 
 When a batch is flushed: the window (``window`` seconds) closes when no further event has arrived for that long —
 a lone event at low traffic waits exactly the window, never more — or ``max_wait`` after the first waiting event
-(a steady stream cannot hold a batch open), or at once when ``max_events`` wait. One batch runs at a time, on the
+(a steady stream cannot hold a batch open), or at once when ``max_events`` wait. Invocations an event loop starts in
+one pass (a delivered array dispatched at once) keep the window open until that pass ends, so a pause in the middle
+(a collection, the OS scheduling another process) does not split the array. One batch runs at a time, on the
 flusher thread (never on an event loop): while it runs the next one fills, so batches grow with the load and with
 the twin store's latency (classic group commit), and arrival order is kept from batch to batch.
 
@@ -72,6 +74,7 @@ class GroupCommit:
         self._name = name
         self._waiting: list[_Waiter] = []
         self._last_arrival = 0.0
+        self._bursting: set[asyncio.AbstractEventLoop] = set()  # loops in the middle of a pass that submitted
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -88,9 +91,23 @@ class GroupCommit:
             now = self._clock()
             self._waiting.append(_Waiter(event, now, loop, future))
             self._last_arrival = now
+            if loop not in self._bursting:
+                # Invocations started together (a delivered array) run their first steps in one pass of the loop;
+                # the window stays open until that pass is over, however long a pause (GC, the OS) interrupts it.
+                self._bursting.add(loop)
+                loop.call_soon(self._burst_over, loop)
             self._ensure_thread()
-            self._cond.notify()
+            # Wake the flusher only when it must decide something new: the first waiter opens a window (the
+            # flusher re-reads the last arrival when its wait ends), a full batch goes at once. Waking it for every
+            # event would hand the GIL back and forth once per invocation.
+            if len(self._waiting) == 1 or len(self._waiting) == self.max_events:
+                self._cond.notify()
         return await future
+
+    def _burst_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._cond:
+            self._bursting.discard(loop)
+            self._last_arrival = self._clock()  # the quiet gap counts from the end of the burst
 
     def close(self) -> None:
         """Flush what waits, then stop the flusher thread (tests, the local host's stop)."""
@@ -113,6 +130,8 @@ class GroupCommit:
             return 0.0
         now = self._clock()
         quiet = self._last_arrival + self.window - now
+        if self._bursting:  # a loop is still starting invocations: look again a window from now
+            quiet = max(self.window, 0.001)
         capped = self._waiting[0].arrived + self.max_wait - now
         return min(quiet, capped)
 
@@ -146,28 +165,33 @@ class GroupCommit:
         except BaseException as exc:  # every waiter of the batch learns it (the door raises: redelivery)
             if not isinstance(exc, Exception):
                 log.error("group commit batch of %d interrupted: %r", len(batch), exc)
-            for waiter in batch:
-                _settle(waiter, None, exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            _settle(batch, None, exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
             if not isinstance(exc, Exception):
                 raise
             return
         finally:
             self.batches += 1
             self.flushed_events += len(batch)
-        for waiter, result in zip(batch, results, strict=True):
-            _settle(waiter, result, None)
+        _settle(batch, results, None)
 
 
-def _settle(waiter: _Waiter, result: Any, error: Exception | None) -> None:
-    def deliver() -> None:
-        if waiter.future.done():  # the invocation was cancelled meanwhile: its event was still processed
-            return
-        if error is not None:
-            waiter.future.set_exception(error)
-        else:
-            waiter.future.set_result(result)
+def _settle(batch: list[_Waiter], results: list[Any] | None, error: Exception | None) -> None:
+    """Each waiter's outcome set on its own loop: one hand-over per loop (not per waiter: each wakes the loop)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for index, waiter in enumerate(batch):
+        by_loop.setdefault(waiter.loop, []).append((waiter.future, results[index] if results is not None else None))
 
-    try:
-        waiter.loop.call_soon_threadsafe(deliver)
-    except RuntimeError:  # that loop is closed: nobody waits for this outcome any more
-        log.debug("group commit: the waiter's event loop is closed")
+    def deliver(outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
+        for future, result in outcomes:
+            if future.done():  # the invocation was cancelled meanwhile: its event was still processed
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    for loop, outcomes in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(deliver, outcomes)
+        except RuntimeError:  # that loop is closed: nobody waits for these outcomes any more
+            log.debug("group commit: a waiter's event loop is closed")

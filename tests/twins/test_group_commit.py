@@ -65,6 +65,25 @@ def test_a_lone_event_waits_the_window_and_no_longer() -> None:
     commit.close()
 
 
+def test_a_pause_in_the_middle_of_a_dispatched_array_does_not_split_it() -> None:
+    """The host starts an array's invocations at once: their first steps run in one pass of the loop. A pause in
+    that pass longer than the window (a collection, the OS running something else) must not close the window."""
+    recorder = Recorder()
+    commit = GroupCommit(recorder, window=0.005, max_wait=1.0)
+
+    async def invocation(i: int) -> Any:
+        if i == 10:
+            time.sleep(0.05)  # blocks the loop mid-pass, 10× the window
+        return await commit.submit(i)
+
+    async def array() -> list[Any]:
+        return await asyncio.gather(*(invocation(i) for i in range(20)))
+
+    asyncio.run(array())
+    assert recorder.batches == [list(range(20))]
+    commit.close()
+
+
 def test_a_steady_stream_cannot_hold_a_batch_open_past_max_wait() -> None:
     recorder = Recorder()
     commit = GroupCommit(recorder, window=0.02, max_wait=0.05)

@@ -255,7 +255,7 @@ def run_webhook(deliveries: list[list[bytes]], models: ModelCatalog, latency_s: 
 def run_doors(deliveries: int, devices: int, latency_ms: float, seed: int, concurrency: int, known_twins: int,
               models: ModelCatalog) -> tuple[DoorFigures, DoorFigures]:
     arrays = _deliveries(deliveries, devices, seed)
-    settings = Settings()
+    settings = Settings.from_env()  # the group commit and pacer settings the app would run with
     trigger = run_trigger(arrays, models, latency_ms / 1000, settings, concurrency, known_twins)
     webhook = run_webhook(arrays, models, latency_ms / 1000, settings, concurrency, known_twins)
     return trigger, webhook
@@ -310,7 +310,7 @@ def run_hot_twin(rate: float, seconds: float, latency_ms: float, models: ModelCa
     from functions.ingest_iothub_events import ingest_iothub_events
     from functions.runtime import use_app
 
-    settings = Settings()
+    settings = Settings.from_env()  # the group commit and pacer settings the app would run with
     stack = Stack.build(models, latency_ms / 1000, settings, concurrency, known_twins)
     use_app(stack.app)
     count = int(rate * seconds)
@@ -438,7 +438,7 @@ def figures(args: Any, models: ModelCatalog) -> dict[str, Any]:
         "hot_twin_failed_invocations": hot.failed_invocations,
         "throttled_requests": trigger.throttled + webhook.throttled + hot.throttled,
     })
-    window = Settings().throughput.group_commit_window_ms
+    window = Settings.from_env().throughput.group_commit_window_ms
     with_window, without = run_window_cost(30, 0.02, models, window)
     out.update({"lone_event_window_ms": window, "lone_event_p50_ms": round(with_window, 2),
                 "lone_event_p50_ms_no_window": round(without, 2),
