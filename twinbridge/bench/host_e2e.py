@@ -68,6 +68,15 @@ class Host:
         finally:
             connection.close()
 
+    def twin_writes(self) -> int:
+        """Twin writes the host's pipeline made (its loopback-only stats endpoint)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("GET", "/admin/twinbridge/stats")
+            return int(json.loads(connection.getresponse().read())["twin_writes"])
+        finally:
+            connection.close()
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -108,10 +117,12 @@ def run_host_e2e(events: int, devices: int, seed: int, trigger_array: int = 64, 
                 with ThreadPoolExecutor(senders) as pool:
                     statuses = list(pool.map(lambda body, h=host, p=path: h.post(p, body), bodies))
                 seconds = time.perf_counter() - start
+                writes = host.twin_writes()
             finally:
                 host.stop()
         figures[f"{tag}_{door}_events_per_s"] = round(events / seconds)
         figures[f"{tag}_{door}_deliveries"] = len(bodies)
+        figures[f"{tag}_{door}_writes_per_event"] = round(writes / events, 4)
         figures[f"{tag}_{door}_statuses"] = {str(s): statuses.count(s) for s in sorted(set(statuses))}
     figures[f"{tag}_trigger_vs_webhook"] = round(
         figures[f"{tag}_trigger_events_per_s"] / figures[f"{tag}_webhook_events_per_s"], 2)
