@@ -51,6 +51,7 @@ class _Report(Protocol):
 @dataclass(slots=True)
 class _Waiter:
     event: Any
+    size: int | None  # the event's size on the wire when the door knows it (the pipeline's size guard)
     arrived: float
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
@@ -59,8 +60,9 @@ class _Waiter:
 class GroupCommit:
     """``await submit(event)`` → that event's result from one shared pipeline batch (module docstring)."""
 
-    def __init__(self, process: Callable[[list[Any]], _Report], *, window: float = DEFAULT_WINDOW_SECONDS,
-                 max_wait: float = DEFAULT_MAX_WAIT_SECONDS, max_events: int = DEFAULT_MAX_EVENTS,
+    def __init__(self, process: Callable[[list[Any], list[int | None]], _Report], *,
+                 window: float = DEFAULT_WINDOW_SECONDS, max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
+                 max_events: int = DEFAULT_MAX_EVENTS,
                  budget_seconds: float = INVOCATION_BUDGET_SECONDS,
                  clock: Callable[[], float] = time.monotonic, name: str = "group-commit") -> None:
         if window < 0 or max_wait < window or max_events < 1:
@@ -81,15 +83,16 @@ class GroupCommit:
         self.batches = 0  # flushed so far (tests, the bench)
         self.flushed_events = 0
 
-    async def submit(self, event: Any) -> Any:
-        """Hand ``event`` over and wait for its own result (an ``EventResult``), or the batch's exception."""
+    async def submit(self, event: Any, size: int | None = None) -> Any:
+        """Hand ``event`` (``size``: its bytes on the wire, when known) over and wait for its own result (an
+        ``EventResult``), or the batch's exception."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the group commit is closed")
             now = self._clock()
-            self._waiting.append(_Waiter(event, now, loop, future))
+            self._waiting.append(_Waiter(event, size, now, loop, future))
             self._last_arrival = now
             if loop not in self._bursting:
                 # Invocations started together (a delivered array) run their first steps in one pass of the loop;
@@ -154,11 +157,12 @@ class GroupCommit:
 
     def _flush(self, batch: list[_Waiter]) -> None:
         events = [w.event for w in batch]
+        sizes = [w.size for w in batch]
         # The oldest waiter's invocation started when it arrived: the batch gets what is left of its budget.
         left = self.budget_seconds - (self._clock() - batch[0].arrived)
         try:
             with invocation_budget(max(0.0, left)):
-                report = self._process(events)
+                report = self._process(events, sizes)
             results = list(report.results)
             if len(results) != len(batch):
                 raise RuntimeError(f"{len(results)} result(s) for a batch of {len(batch)}")  # a bug, never input

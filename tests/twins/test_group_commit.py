@@ -30,7 +30,7 @@ class Recorder:
         self.threads: set[str] = set()
         self.budgets: list[float | None] = []
 
-    def __call__(self, events: list[Any]) -> BatchReport:
+    def __call__(self, events: list[Any], sizes: list[int | None] | None = None) -> BatchReport:
         self.batches.append(list(events))
         self.threads.add(threading.current_thread().name)
         self.budgets.append(deadline.remaining())
@@ -133,7 +133,7 @@ def test_waiters_from_several_event_loops_share_a_batch() -> None:
 def test_a_batch_that_raises_fails_every_waiter_of_that_batch_only() -> None:
     calls = []
 
-    def process(events: list[Any]) -> BatchReport:
+    def process(events: list[Any], sizes: list[int | None]) -> BatchReport:
         calls.append(events)
         if len(calls) == 1:
             raise TransientError(Code.ADT_UNAVAILABLE, "quarantine store down")
