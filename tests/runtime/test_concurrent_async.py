@@ -1,26 +1,29 @@
 """In the real execution runtime (azure-functions-runtime), concurrent invocations of the ``async def`` Event Grid
 trigger door overlap: they run together on the runtime's event loop, so the group commit
 (shared/twins/group_commit.py) gathers them into one pipeline batch — and one event's transient failure fails only
-its own invocation. Written for the real-runtime tier (tests/runtime, `make runtime-test`, Python 3.13), driving the
-runtime through twinbridge/localhost/real_runtime.py as the host's proxy worker does; elsewhere it skips.
+its own invocation.
 
-How overlap is shown: the door's group commit has a long window here (300 ms). Invocations that ran one after the
-other would each wait out their own window and make one batch each (N batches, at least N × 300 ms); overlapping
-ones make one batch of N in about one window.
+The runtime is driven through twinbridge/localhost/real_runtime.py as the host's proxy worker drives it, in a child
+process of its own: the runtime indexes function_app once per process (a second RealRuntime in the same process is
+refused: "does not have a unique function name"), and test_real_runtime.py holds this process's.
+
+How overlap is shown: the door's group commit gets a long window here (300 ms). Invocations run one after the other
+would each wait out their own window and make a batch each (8 batches, at least 8 × 300 ms); overlapping ones make
+one batch of 8 in about one window.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import threading
-import time
-from collections.abc import Iterator
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-real_runtime = pytest.importorskip("twinbridge.localhost.real_runtime")
+from twinbridge.localhost import real_runtime
 
 _missing = real_runtime.available()
 if _missing:
@@ -28,78 +31,102 @@ if _missing:
         raise RuntimeError(f"the real-runtime tier must run here but cannot: {_missing}")
     pytest.skip(f"real-runtime tier: {_missing} (make runtime-test runs it in .venv313)", allow_module_level=True)
 
-from functions.runtime import use_app  # noqa: E402  (after the skip: only where the runtime exists)
-from shared.errors import Code, TransientError  # noqa: E402
-from shared.settings.environment import Settings  # noqa: E402
-from shared.settings.throughput import ThroughputSettings  # noqa: E402
-from tests.support import event_factory as factory  # noqa: E402
-from tests.support.rig import make_app  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW_MS = 300.0
 INVOCATIONS = 8
 
+# Runs in the child: the app in memory with a long group-commit window, the runtime started as the host starts it,
+# then the invocations of one "delivered array" sent at once (the proxy worker hands each to the runtime as it comes;
+# rt.invoke waits for its answer, hence a thread per invocation).
+CHILD = """
+import json, sys, threading, time
+from functions.runtime import use_app
+from shared.errors import Code, TransientError
+from shared.settings.environment import Settings
+from shared.settings.throughput import ThroughputSettings
+from tests.support import event_factory as factory
+from tests.support.rig import make_app
+from twinbridge.localhost.real_runtime import RealRuntime
 
-@pytest.fixture(scope="module")
-def rt() -> Iterator[Any]:
-    runtime = real_runtime.RealRuntime(ROOT)
-    runtime.start()
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def app() -> Iterator[Any]:
-    settings = Settings(throughput=ThroughputSettings(group_commit_window_ms=WINDOW_MS,
-                                                      group_commit_max_wait_ms=10 * WINDOW_MS * INVOCATIONS))
-    application = make_app(settings=settings)
-    use_app(application)
-    yield application
-    application.ingest_commit.close()
-    use_app(None)
+window_ms, n = float(sys.argv[1]), int(sys.argv[2])
+rt = RealRuntime()
+rt.start()
 
 
-def _invoke_all_at_once(rt: Any, events: list[dict[str, Any]]) -> tuple[list[Any], float]:
-    """The host's dispatch of a delivered array: every invocation sent at once (the proxy worker hands each to the
-    runtime as it arrives; ``rt.invoke`` waits for its answer, hence one thread per invocation)."""
-    results: list[Any] = [None] * len(events)
-    barrier = threading.Barrier(len(events))
+def fresh_app():
+    settings = Settings(throughput=ThroughputSettings(group_commit_window_ms=window_ms,
+                                                      group_commit_max_wait_ms=10 * window_ms * n))
+    app = make_app(settings=settings)
+    use_app(app)
+    return app
 
-    def call(index: int) -> None:
+
+def all_at_once(prefix):
+    events = [factory.lifecycle(f"{prefix}-{i}", second=1) for i in range(n)]
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def call(i):
         barrier.wait()
-        results[index] = rt.invoke("ingest_iothub_events", {"event": rt.json(events[index])})
+        results[i] = rt.invoke("ingest_iothub_events", {"event": rt.json(events[i])})
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(events))]
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
     return results, time.perf_counter() - started
 
 
-def test_concurrent_async_invocations_overlap_and_share_one_pipeline_batch(rt: Any, app: Any) -> None:
-    events = [factory.lifecycle(f"dev-overlap-{i}", second=1) for i in range(INVOCATIONS)]
-    results, wall = _invoke_all_at_once(rt, events)
-    assert all(r is not None and r.ok for r in results), [r.error for r in results if r is not None and not r.ok]
-    assert app.ingest_commit.batches == 1 and app.ingest_commit.flushed_events == INVOCATIONS
-    assert wall < INVOCATIONS * WINDOW_MS / 1000 / 2  # one after the other would take ≥ 8 × 300 ms
-    twins = {t["$dtId"] for t in app.twins.list_twins()}
-    assert {f"dev-overlap-{i}" for i in range(INVOCATIONS)} <= twins
+out = {}
+app = fresh_app()
+results, wall = all_at_once("dev-overlap")
+out["overlap"] = {"ok": [r.ok for r in results], "errors": [r.error for r in results if not r.ok], "wall": wall,
+                  "batches": app.ingest_commit.batches, "flushed": app.ingest_commit.flushed_events,
+                  "twins": sorted(t["$dtId"] for t in app.twins.list_twins())}
+app.ingest_commit.close()
+
+app = fresh_app()
+create = app.twins.create_twin
 
 
-def test_only_the_invocation_whose_event_failed_transiently_fails(rt: Any, app: Any,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    create = app.twins.create_twin
+def flaky(twin_id, document):
+    if twin_id == "dev-flaky-3":
+        raise TransientError(Code.ADT_UNAVAILABLE, "injected outage")
+    return create(twin_id, document)
 
-    def flaky(twin_id: str, document: dict[str, Any]) -> str:
-        if twin_id == "dev-flaky-3":
-            raise TransientError(Code.ADT_UNAVAILABLE, "injected outage")
-        return str(create(twin_id, document))
 
-    monkeypatch.setattr(app.twins, "create_twin", flaky)
-    events = [factory.lifecycle(f"dev-flaky-{i}", second=1) for i in range(INVOCATIONS)]
-    results, _ = _invoke_all_at_once(rt, events)
-    failed = [i for i, r in enumerate(results) if not r.ok]
-    assert failed == [3]  # the host then answers 500 and Event Grid resends the array: the others are no-ops
-    assert app.ingest_commit.batches == 1
+app.twins.create_twin = flaky
+results, _ = all_at_once("dev-flaky")
+out["flaky"] = {"failed": [i for i, r in enumerate(results) if not r.ok], "batches": app.ingest_commit.batches}
+app.ingest_commit.close()
+use_app(None)
+rt.close()
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def measured() -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", CHILD, str(WINDOW_MS), str(INVOCATIONS)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=240)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    assert run.returncode == 0 and lines, run.stderr[-3000:]
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
+    return result
+
+
+def test_concurrent_async_invocations_overlap_and_share_one_pipeline_batch(measured: dict[str, Any]) -> None:
+    overlap = measured["overlap"]
+    assert all(overlap["ok"]), overlap["errors"]
+    assert (overlap["batches"], overlap["flushed"]) == (1, INVOCATIONS)
+    assert overlap["wall"] < INVOCATIONS * WINDOW_MS / 1000 / 2  # one after the other would take ≥ 8 × 300 ms
+    assert {f"dev-overlap-{i}" for i in range(INVOCATIONS)} <= set(overlap["twins"])
+
+
+def test_only_the_invocation_whose_event_failed_transiently_fails(measured: dict[str, Any]) -> None:
+    flaky = measured["flaky"]
+    assert flaky["failed"] == [3]  # the host then answers 500 and Event Grid resends the array: the others are no-ops
+    assert flaky["batches"] == 1
