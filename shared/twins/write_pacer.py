@@ -91,6 +91,12 @@ class SlidingWindow:
         self._starts.append(start)
         return start
 
+    def started(self, at: float) -> None:
+        """The last booked start actually happened at ``at`` (later than booked when the thread was kept waiting):
+        the next bookings count from the real start, so a late start cannot put two requests too close together."""
+        if self._starts and at > self._starts[-1]:
+            self._starts[-1] = at
+
     def idle(self, now: float) -> bool:
         return not self._starts or self._starts[-1] + self.span <= now
 
@@ -289,6 +295,8 @@ class PacedTwinStore:
                 self.stats.waited_seconds += waited
                 self.stats.max_wait_seconds = max(self.stats.max_wait_seconds, waited)
                 self.stats.sent += 1
+                with lane.cond:
+                    lane.window.started(self._clock())  # writes to one twin are serial: this is the real start
                 write.result = write.context.run(self._sending, write.send)
                 if write.base_etag is not None:
                     lane.retired.append(write.base_etag)

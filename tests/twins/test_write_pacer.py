@@ -76,6 +76,38 @@ def test_sliding_window_books_no_more_than_the_rate_in_any_span() -> None:
     assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(starts))
 
 
+def test_a_start_later_than_booked_moves_the_next_bookings() -> None:
+    window = SlidingWindow(2, 1.0, spacing=0.5)
+    assert window.reserve(0.0) == 0.0
+    assert window.reserve(0.0) == 0.5
+    window.started(0.9)  # the thread that booked 0.5 only got to send at 0.9
+    assert window.reserve(0.0) == 1.4  # spaced from the real start (0.9), not from the booking (0.5)
+    assert window.reserve(0.0) == 1.9
+
+
+def test_a_write_sent_later_than_its_slot_does_not_crowd_the_next_ones() -> None:
+    """A starved thread sends after its slot; the twin's later slots count from when it really sent."""
+    now = [0.0]
+    overslept = [False]
+    sent: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds + (0.0 if overslept[0] else 0.4)  # the first wait ends 0.4 s late
+        overslept[0] = True
+
+    class Store:
+        def patch_twin(self, twin_id: str, patch: list[dict[str, Any]], etag: str) -> str:
+            sent.append(now[0])
+            return f"e{len(sent)}"
+
+    paced = PacedTwinStore(Store(), PacerLimits(twin_writes_per_second=2), clock=lambda: now[0],  # type: ignore[arg-type]
+                           sleep=sleep)
+    etag = "e0"
+    for value in range(6):
+        etag = paced.patch_twin("t", [{"op": "replace", "path": "/v", "value": value}], etag)
+    assert max_in_window(sent) <= 2, sent
+
+
 def test_one_twin_written_from_many_threads_stays_within_its_rate() -> None:
     graph = EmbeddedTwinGraph(CATALOG)
     recording = Recording(graph, latency=0.002)
