@@ -31,6 +31,8 @@ if _missing:
         raise RuntimeError(f"the real-runtime tier must run here but cannot: {_missing}")
     pytest.skip(f"real-runtime tier: {_missing} (make runtime-test runs it in .venv313)", allow_module_level=True)
 
+from tests.support import event_factory as factory  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW_MS = 300.0
 INVOCATIONS = 8
@@ -124,6 +126,49 @@ def test_concurrent_async_invocations_overlap_and_share_one_pipeline_batch(measu
     assert (overlap["batches"], overlap["flushed"]) == (1, INVOCATIONS)
     assert overlap["wall"] < INVOCATIONS * WINDOW_MS / 1000 / 2  # one after the other would take ≥ 8 × 300 ms
     assert {f"dev-overlap-{i}" for i in range(INVOCATIONS)} <= set(overlap["twins"])
+
+
+@pytest.mark.integration
+def test_the_local_host_on_the_real_runtime_dispatches_an_array_at_once(tmp_path: Path) -> None:
+    """`python -m twinbridge host` on 3.13 invokes through the runtime; an array's invocations must all be started
+    at once (the runtime runs the async door on its loop), so one delivery is one batch, as behind the real host."""
+    import re
+
+    import orjson
+    import requests
+
+    settings = tmp_path / "local.settings.json"
+    settings.write_bytes(orjson.dumps({"IsEncrypted": False, "Values": {
+        "TWINBRIDGE_ALLOWED_TOPICS": factory.TOPIC, "TWINBRIDGE_STATE_STORE": "memory",
+        "TWINBRIDGE_QUARANTINE": "memory", "TWINBRIDGE_GROUP_COMMIT_WINDOW_MS": "200",
+        "TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS": "20000",
+        "AzureWebJobs.ingest_iothub_stream.Disabled": "true",
+        "AzureWebJobs.route_twin_changes_eventhub.Disabled": "true"}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINBRIDGE_") and k != "ADT_URL"}
+    process = subprocess.Popen([sys.executable, "-m", "twinbridge", "host", "--port", "0", "--settings",
+                                str(settings)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, env=env)
+    try:
+        url = None
+        assert process.stdout is not None
+        while url is None:
+            line = process.stdout.readline()
+            if not line:
+                break
+            found = re.match(r"Host listening on (\S+)", line)
+            url = found.group(1) if found else None
+        assert url, "the host did not start"
+        array = [factory.lifecycle(f"dev-array-{i}", second=1) for i in range(24)]
+        reply = requests.post(f"{url}/runtime/webhooks/eventgrid?functionName=ingest_iothub_events",
+                              data=orjson.dumps(array), timeout=60,
+                              headers={"aeg-event-type": "Notification", "Content-Type": "application/json"})
+        assert reply.status_code == 202, reply.text
+        stats = requests.get(f"{url}/admin/twinbridge/stats", timeout=30).json()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert stats["invocations"] == {"ingest_iothub_events": 24}
+    assert stats["batches"] == 1  # a bounded pool would start them a few at a time: several windows, several batches
 
 
 def test_only_the_invocation_whose_event_failed_transiently_fails(measured: dict[str, Any]) -> None:

@@ -210,6 +210,8 @@ class Invocation:
 
 
 class Invoker:
+    worker_schedules = False  # True: what it invokes through runs sync functions on its own pool (the real runtime)
+
     def __init__(self, sinks: OutputSinks, stats: HostStats) -> None:
         self.sinks = sinks
         self.stats = stats

@@ -142,8 +142,10 @@ class LocalHostApp:
             return self.invoker.invoke(function, decoded, detail, raw=event).ok
 
         # The host starts every invocation of the array at once (docs/doors.md). The worker then runs sync functions
-        # on its thread pool (self.pool's size) and async ones all together on its event loop.
-        pool = self.dispatch_pool if inspect.iscoroutinefunction(function.user_function) else self.pool
+        # on its thread pool (self.pool's size) and async ones all together on its event loop; behind the real runtime
+        # (RuntimeInvoker) the runtime does that itself.
+        all_at_once = inspect.iscoroutinefunction(function.user_function) or self.invoker.worker_schedules
+        pool = self.dispatch_pool if all_at_once else self.pool
         results = list(pool.map(one, events))
         failed = results.count(False)
         if failed:
