@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
@@ -34,7 +34,10 @@ from shared.settings.app_config import AppConfig
 from shared.settings.doors import DoorSettings
 from shared.settings.environment import APP_ROOT, Settings
 from shared.settings.gc_tuning import tune_gc
-from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY, Pipeline
+from shared.settings.throughput import ThroughputSettings
+from shared.twins.group_commit import GroupCommit
+from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY, BatchReport, Pipeline
+from shared.twins.write_pacer import PacedTwinStore, PacerLimits
 
 if TYPE_CHECKING:
     from shared.egress.ports import ForwardingStore
@@ -59,6 +62,21 @@ class App:
     def egress(self) -> EgressRouter:
         """Built on first use (only the egress door needs it); tests may assign their own."""
         return build_egress(self)
+
+    @cached_property
+    def ingest_commit(self) -> GroupCommit:
+        """The Event Grid trigger door's group commit (shared/twins/group_commit.py): one per process, as the app.
+        Each flush is one batch for the observability contract, as a webhook delivery is."""
+        from shared.observability import run_batch
+
+        throughput = self.settings.throughput if self.settings is not None else ThroughputSettings()
+        def flush(events: list[Any], sizes: list[int | None]) -> BatchReport:
+            return run_batch("ingest_iothub_events", events, lambda batch: self.pipeline.process(batch, sizes))
+
+        return GroupCommit(flush,
+                           window=throughput.group_commit_window_ms / 1000,
+                           max_wait=throughput.group_commit_max_wait_ms / 1000,
+                           max_events=throughput.group_commit_max_events, name="ingest-group-commit")
 
     @cached_property
     def forwarding_store(self) -> ForwardingStore:
@@ -147,11 +165,29 @@ def load_catalog(settings: Settings, config: AppConfig) -> ModelCatalog:
 
 
 def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
+    """ADT (paced unless TWINBRIDGE_WRITE_PACER=off) or the embedded graph (paced only with =on)."""
+    throughput = settings.throughput
     if settings.adt_url:
-        from shared.adapters.twins.adt import AdtTwinStore
+        from shared.adapters.twins.adt import AdtTwinStore, CountingPolicy, ThrottleListener
 
-        return AdtTwinStore.from_url(settings.adt_url)
-    return EmbeddedTwinGraph(catalog, settings.twin_db)
+        if throughput.write_pacer == "off":
+            return AdtTwinStore.from_url(settings.adt_url)
+        paced: list[PacedTwinStore] = []  # the pacer wraps the store the listener is built into
+        listener = ThrottleListener(lambda seconds: paced[0].throttled(seconds) if paced else None)
+        adt = AdtTwinStore.from_url(settings.adt_url, per_retry_policies=[CountingPolicy(), listener])
+        paced.append(pace(adt, throughput))
+        return paced[0]
+    graph = EmbeddedTwinGraph(catalog, settings.twin_db)
+    return pace(graph, throughput) if throughput.write_pacer == "on" else graph
+
+
+def pace(store: TwinStore, throughput: ThroughputSettings | None = None) -> PacedTwinStore:
+    """``store`` behind the write pacer (shared/twins/write_pacer.py) with the configured limits."""
+    throughput = throughput or ThroughputSettings()
+    return PacedTwinStore(store, PacerLimits(
+        twin_writes_per_second=throughput.twin_writes_per_second, patches_per_second=throughput.patches_per_second,
+        reads_per_second=throughput.reads_per_second,
+        creates_deletes_per_second=throughput.creates_deletes_per_second))
 
 
 def on_storage(settings: Settings, setting: str, what: str, by_connection: Callable[[str], T],

@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from functions.eventgrid_webhook import handle
-from functions.ingest_iothub_events import ingest_iothub_events
 from functions.ingest_iothub_stream import ingest_iothub_stream
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import MemoryQuarantine
@@ -26,7 +25,7 @@ from shared.twins.freshness import CONNECTION
 from shared.twins.pipeline import Pipeline
 from shared.wiring import App
 from tests.functions.helpers import body_of, post, user_twins
-from tests.functions.test_ingest_iothub_events import converted
+from tests.functions.test_ingest_iothub_events import converted, invoke
 from tests.functions.test_ingest_iothub_stream import batch
 from tests.support.rig import CATALOG
 
@@ -70,7 +69,7 @@ def app(state: StateStore, install: Any) -> App:
 
 
 def via_trigger(event: dict[str, Any]) -> None:
-    ingest_iothub_events(converted(event))
+    invoke(converted(event))
 
 
 def via_webhook(event: dict[str, Any]) -> None:

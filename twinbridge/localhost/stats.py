@@ -23,6 +23,7 @@ class HostStats:
         self.codes: Counter[str] = Counter()
         self.outputs: Counter[str] = Counter()
         self.twin_writes = 0
+        self.batches = 0  # pipeline batches (a group commit makes one for many trigger invocations)
 
     def invocation(self, function: str, ok: bool) -> None:
         with self._lock:
@@ -35,6 +36,7 @@ class HostStats:
             self.outcomes.update({k: v for k, v in report.counts().items() if v})
             self.codes.update(report.codes())
             self.twin_writes += report.twin_writes
+            self.batches += 1
 
     def output(self, key: str, count: int = 1) -> None:
         with self._lock:
@@ -44,7 +46,7 @@ class HostStats:
         with self._lock:
             return {"invocations": dict(self.invocations), "failures": dict(self.failures),
                     "outcomes": dict(self.outcomes), "codes": dict(self.codes), "outputs": dict(self.outputs),
-                    "twin_writes": self.twin_writes}
+                    "twin_writes": self.twin_writes, "batches": self.batches}
 
 
 class CountingPipeline:
