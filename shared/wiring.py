@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, TypeVar
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded import AdtError, TwinGraph
+from shared.adapters.twins.embedded.catalog import ModelCatalog
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.doors.dead_letters import DeadLetterSource, FolderDeadLetters
 from shared.doors.webhook_auth import KeySource
 from shared.errors import ConfigError, Problem
 from shared.filters.config import build_event_filter
-from shared.ingest.dtdl import ModelCatalog
+from shared.ingest.model_types import ModelTypes
 from shared.ingest.timeparse import TICKS_PER_SECOND
 from shared.ports import Checkpoints, Quarantine, StateStore, TwinStore
 from shared.reconcile.decisions import ReconcileOptions, Registry
@@ -48,7 +50,7 @@ T = TypeVar("T")
 class App:
     settings: Settings
     config: AppConfig
-    catalog: ModelCatalog
+    catalog: ModelTypes
     twins: TwinStore
     state: StateStore
     quarantine: Quarantine
@@ -142,8 +144,14 @@ def load_config(settings: Settings) -> AppConfig:
 
 
 def load_catalog(settings: Settings, config: AppConfig) -> ModelCatalog:
+    """The models directory parsed by the engine's DTDL registry, refused as ADT's model upload refuses it."""
     directory = config.models_dir or settings.models_dir
-    return ModelCatalog.load_dir(directory) if Path(directory).is_dir() else ModelCatalog()
+    if not Path(directory).is_dir():
+        return ModelCatalog()
+    try:
+        return ModelCatalog.load_dir(directory)
+    except AdtError as error:
+        raise ConfigError("models", [Problem(str(directory), f"{error.code}: {error.message}")]) from None
 
 
 def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
@@ -151,7 +159,19 @@ def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
         from shared.adapters.twins.adt import AdtTwinStore
 
         return AdtTwinStore.from_url(settings.adt_url)
-    return EmbeddedTwinGraph(catalog, settings.twin_db)
+    return embedded_twin_store(catalog, settings.twin_db)
+
+
+def embedded_twin_store(catalog: ModelCatalog, path: str | Path | None = None) -> EmbeddedTwinStore:
+    """The embedded store: the ADT engine (shared/adapters/twins/embedded/) in process, in memory or over a SQLite
+    file, holding the catalog's models (uploaded once: a file keeps them)."""
+    graph = TwinGraph(path)
+    try:
+        catalog.upload_to(graph)
+    except AdtError as error:
+        graph.close()
+        raise ConfigError("models", [Problem("", f"{error.code}: {error.message}")]) from None
+    return EmbeddedTwinStore(graph)
 
 
 def on_storage(settings: Settings, setting: str, what: str, by_connection: Callable[[str], T],
@@ -265,7 +285,7 @@ def build_app(settings: Settings | None = None) -> App:
     return app
 
 
-def build_pipeline(config: AppConfig, twins: TwinStore, *, catalog: ModelCatalog | None = None,
+def build_pipeline(config: AppConfig, twins: TwinStore, *, catalog: ModelTypes | None = None,
                    state: StateStore | None = None, quarantine: Quarantine | None = None,
                    max_concurrency: int = DEFAULT_MAX_CONCURRENCY, known_twins: int = 0) -> Pipeline:
     """The one way a pipeline is assembled (the app, the replay CLI, the bench, the tests): the config's ``filters``

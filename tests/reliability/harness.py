@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.catalog import ModelCatalog
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.errors import Code, TransientError
-from shared.ingest.dtdl import ModelCatalog
 from shared.ports import StateStore, TwinStore
 from shared.settings.app_config import AppConfig
 from shared.twins.pipeline import Pipeline
-from shared.wiring import build_pipeline
+from shared.wiring import build_pipeline, embedded_twin_store
 from tests.support import event_factory as factory
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -124,8 +124,8 @@ class CrashingState:
         return self.inner.save(shadow, etag)
 
 
-def new_graph() -> EmbeddedTwinGraph:
-    return EmbeddedTwinGraph(CATALOG)
+def new_graph() -> EmbeddedTwinStore:
+    return embedded_twin_store(CATALOG)
 
 
 def make_pipeline(twins: TwinStore, state: StateStore, *, concurrency: int = 1) -> Pipeline:
