@@ -107,6 +107,16 @@ def test_a_corrupt_file_is_one_clear_error(tmp_path):
         TwinGraph(path)
 
 
+def test_a_file_of_the_retired_graph_is_one_clear_error_not_an_empty_graph(tmp_path):
+    path = tmp_path / "twins.db"
+    with sqlite3.connect(path) as db:  # the retired graph's layout, with one twin in it
+        db.execute("CREATE TABLE twins (id TEXT PRIMARY KEY, body BLOB NOT NULL)")
+        db.execute("CREATE TABLE relationships (source TEXT, id TEXT, body BLOB NOT NULL, PRIMARY KEY (source, id))")
+        db.execute("INSERT INTO twins VALUES ('d1', '{}')")
+    with pytest.raises(TwinGraphFileError, match=r"twins\.db cannot be used: it holds the retired"):
+        TwinGraph(path)
+
+
 def test_the_cli_says_one_line_and_exits_non_zero_for_a_corrupt_file(tmp_path):
     path = tmp_path / "twins.db"
     path.write_bytes(b"garbage" * 1000)

@@ -68,6 +68,11 @@ class SqliteStorage:
             raise TwinGraphFileError(f"twin graph file {target} cannot be used: {exc}") from None
         self._lock = threading.Lock()
         try:
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "documents" not in tables and {"twins", "relationships"} <= tables:
+                self._db.close()
+                raise TwinGraphFileError(f"twin graph file {target} cannot be used: it holds the retired embedded "
+                                         "graph's tables (twins, relationships); delete it and run again")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process crashes
             self._db.execute("CREATE TABLE IF NOT EXISTS documents (kind TEXT NOT NULL, key TEXT NOT NULL, "
