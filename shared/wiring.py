@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded import AdtError, TwinGraph
+from shared.adapters.twins.embedded.catalog import ModelCatalog
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.doors.dead_letters import DeadLetterSource, FolderDeadLetters
 from shared.doors.webhook_auth import KeySource
 from shared.errors import ConfigError, Problem
 from shared.filters.config import build_event_filter
-from shared.ingest.dtdl import ModelCatalog
+from shared.ingest.model_types import ModelTypes
 from shared.ingest.timeparse import TICKS_PER_SECOND
 from shared.ports import Checkpoints, Quarantine, StateStore, TwinStore
 from shared.reconcile.decisions import ReconcileOptions, Registry
@@ -51,7 +53,7 @@ T = TypeVar("T")
 class App:
     settings: Settings
     config: AppConfig
-    catalog: ModelCatalog
+    catalog: ModelTypes
     twins: TwinStore
     state: StateStore
     quarantine: Quarantine
@@ -160,8 +162,14 @@ def load_config(settings: Settings) -> AppConfig:
 
 
 def load_catalog(settings: Settings, config: AppConfig) -> ModelCatalog:
+    """The models directory parsed by the engine's DTDL registry, refused as ADT's model upload refuses it."""
     directory = config.models_dir or settings.models_dir
-    return ModelCatalog.load_dir(directory) if Path(directory).is_dir() else ModelCatalog()
+    if not Path(directory).is_dir():
+        return ModelCatalog()
+    try:
+        return ModelCatalog.load_dir(directory)
+    except AdtError as error:
+        raise ConfigError("models", [Problem(str(directory), f"{error.code}: {error.message}")]) from None
 
 
 def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
@@ -177,7 +185,7 @@ def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
         adt = AdtTwinStore.from_url(settings.adt_url, per_retry_policies=[CountingPolicy(), listener])
         paced.append(pace(adt, throughput))
         return paced[0]
-    graph = EmbeddedTwinGraph(catalog, settings.twin_db)
+    graph = embedded_twin_store(catalog, settings.twin_db)
     return pace(graph, throughput) if throughput.write_pacer == "on" else graph
 
 
@@ -188,6 +196,18 @@ def pace(store: TwinStore, throughput: ThroughputSettings | None = None) -> Pace
         twin_writes_per_second=throughput.twin_writes_per_second, patches_per_second=throughput.patches_per_second,
         reads_per_second=throughput.reads_per_second,
         creates_deletes_per_second=throughput.creates_deletes_per_second))
+
+
+def embedded_twin_store(catalog: ModelCatalog, path: str | Path | None = None) -> EmbeddedTwinStore:
+    """The embedded store: the ADT engine (shared/adapters/twins/embedded/) in process, in memory or over a SQLite
+    file, holding the catalog's models (uploaded once: a file keeps them)."""
+    graph = TwinGraph(path)
+    try:
+        catalog.upload_to(graph)
+    except AdtError as error:
+        graph.close()
+        raise ConfigError("models", [Problem("", f"{error.code}: {error.message}")]) from None
+    return EmbeddedTwinStore(graph)
 
 
 def on_storage(settings: Settings, setting: str, what: str, by_connection: Callable[[str], T],
@@ -301,7 +321,7 @@ def build_app(settings: Settings | None = None) -> App:
     return app
 
 
-def build_pipeline(config: AppConfig, twins: TwinStore, *, catalog: ModelCatalog | None = None,
+def build_pipeline(config: AppConfig, twins: TwinStore, *, catalog: ModelTypes | None = None,
                    state: StateStore | None = None, quarantine: Quarantine | None = None,
                    max_concurrency: int = DEFAULT_MAX_CONCURRENCY, known_twins: int = 0) -> Pipeline:
     """The one way a pipeline is assembled (the app, the replay CLI, the bench, the tests): the config's ``filters``

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import twinbridge.commands as commands_pkg
-from shared.adapters.twins.embedded_graph import TwinGraphFileError
+from shared.adapters.twins.embedded.persistence import TwinGraphFileError
 
 # Tools that live in their own package (with static files, tests of their own) register here.
 PACKAGE_COMMANDS = ("twinbridge.explorer.command",)

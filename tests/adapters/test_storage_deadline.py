@@ -19,13 +19,12 @@ from shared.adapters.checkpoints.table import TableCheckpoints
 from shared.adapters.forwarding.table import TableForwardingStore
 from shared.adapters.quarantine.blob import BlobQuarantine
 from shared.adapters.state.table import TableStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import TransientError
 from shared.settings.app_config import AppConfig
 from shared.settings.environment import Settings
 from shared.twins.deadline import invocation_budget
 from shared.twins.pipeline import Pipeline
-from shared.wiring import App
+from shared.wiring import App, embedded_twin_store
 from tests.support import event_factory as factory
 from tests.support.rig import CATALOG
 from twinbridge.azurite import ACCOUNT, ACCOUNT_KEY
@@ -119,7 +118,7 @@ def test_checkpoints_and_forwarding_records_end_with_the_budget(silent):
 
 def _stored_app(silent: SilentStore) -> App:
     app_config = AppConfig.from_data({"topics": [factory.TOPIC]})
-    graph = EmbeddedTwinGraph(CATALOG)
+    graph = embedded_twin_store(CATALOG)
     state = TableStateStore.from_connection_string(silent.connection_string, "twinbridgestate")
     quarantine = BlobQuarantine.from_connection_string(silent.connection_string)
     pipeline = Pipeline(app_config, graph, state, quarantine, catalog=CATALOG)  # the app's 20 s budget

@@ -7,7 +7,8 @@ from typing import Any
 from shared.adapters.forwarding.memory import MemoryForwardingStore
 from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded import TwinGraph
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.egress.config import load_egress
 from shared.egress.notifications import read_notification
 from shared.egress.propagation import RulePropagator
@@ -19,11 +20,27 @@ UPDATE = "type = 'Microsoft.DigitalTwins.Twin.Update'"
 ROOMS = f"{UPDATE} AND $body.modelId = '{adt.ROOM}'"
 
 
-class NotifyingGraph(EmbeddedTwinGraph):
-    """The embedded graph, plus the Twin.Update notification ADT would emit for every successful patch."""
+# The tutorial's shapes (floor --contains--> room), one base declaring every property the rules below read or write:
+# the engine, like ADT, refuses a property or relationship the twin's model does not declare.
+_PLACE = "dtmi:contoso:Place;1"
+_NUMBERS = ("Temperature", "AverageTemperature", "Humidity", "LastTemperature", "MaxTemperature", "Min", "Other",
+            "Rooms", "T", "Total")
+MODELS = [
+    {"@context": "dtmi:dtdl:context;3", "@id": _PLACE, "@type": "Interface",
+     "contents": [*({"@type": "Property", "name": name, "schema": "double"} for name in _NUMBERS),
+                  {"@type": "Relationship", "name": "contains"}]},
+    *({"@context": "dtmi:dtdl:context;3", "@id": model, "@type": "Interface", "extends": _PLACE}
+      for model in (adt.ROOM, adt.FLOOR)),
+]
+
+
+class NotifyingGraph(EmbeddedTwinStore):
+    """The embedded store, plus the Twin.Update notification ADT would emit for every successful patch."""
 
     def __init__(self) -> None:
-        super().__init__(require_models=False)
+        graph = TwinGraph()
+        graph.add_models(MODELS)
+        super().__init__(graph)
         self.emitted: list[dict[str, Any]] = []
         self.conflicts_to_inject = 0
 

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.catalog import ModelCatalog
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.errors import Code, TransientError
-from shared.ingest.dtdl import ModelCatalog
 from shared.ports import StateStore, TwinStore
 from shared.settings.app_config import AppConfig
 from shared.settings.throughput import ThroughputSettings
 from shared.twins.group_commit import GroupCommit
 from shared.twins.pipeline import BatchReport, Pipeline
-from shared.wiring import build_pipeline, pace
+from shared.wiring import build_pipeline, embedded_twin_store, pace
 from tests.support import event_factory as factory
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -129,8 +129,8 @@ class CrashingState:
         return self.inner.save(shadow, etag)
 
 
-def new_graph() -> EmbeddedTwinGraph:
-    return EmbeddedTwinGraph(CATALOG)
+def new_graph() -> EmbeddedTwinStore:
+    return embedded_twin_store(CATALOG)
 
 
 # TWINBRIDGE_RELIABILITY_PACED=1: every R-test runs with the Event Grid door's group commit and the write pacer on

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import orjson
 import responses
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from tests.support.fake_adt import ENDPOINT, FakeAdt
 
 ALL_TWINS = "SELECT * FROM DIGITALTWINS"
@@ -32,7 +32,7 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], b
 
 
 class AdtDouble:
-    def __init__(self, graph: EmbeddedTwinGraph, mock: responses.RequestsMock, models: list[dict[str, Any]],
+    def __init__(self, graph: EmbeddedTwinStore, mock: responses.RequestsMock, models: list[dict[str, Any]],
                  page_size: int = 1000) -> None:
         self.graph = graph
         self.fake = FakeAdt(graph, responses.RequestsMock())  # its routes, without its own registration

@@ -10,9 +10,10 @@ import orjson
 import pytest
 import responses
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.ingest.dtdl import ModelCatalog
+from shared.adapters.twins.embedded.catalog import ModelCatalog
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.settings.environment import APP_ROOT
+from shared.wiring import embedded_twin_store
 from tests.support.fake_adt import ENDPOINT, FakeCredential
 from tests.twinbridge_explorer.adt_double import AdtDouble
 from twinbridge.explorer.local import LocalRun
@@ -31,12 +32,11 @@ def model_documents() -> list[dict[str, Any]]:
 
 def catalog() -> ModelCatalog:
     found = ModelCatalog()
-    for document in model_documents():
-        found.add(document)
+    found.add(model_documents())
     return found
 
 
-def seed(graph: EmbeddedTwinGraph, devices: int = 6) -> None:
+def seed(graph: EmbeddedTwinStore, devices: int = 6) -> None:
     """Two sites, each containing half of the devices; devices alternate Connected/Disconnected."""
     for site in ("site-north", "site-south"):
         graph.create_twin(site, {"$metadata": {"$model": SITE}, "name": site.removeprefix("site-").title()})
@@ -55,7 +55,7 @@ def adt() -> Iterator[AdtDouble]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_passthru("http://127.0.0.1")
         mock.add_passthru("http://localhost")
-        graph = EmbeddedTwinGraph(catalog())
+        graph = embedded_twin_store(catalog())
         seed(graph)
         yield AdtDouble(graph, mock, model_documents())
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import Code, TransientError
 from shared.outcome import Outcome
 from shared.twins import deadline
 from shared.twins.group_commit import GroupCommit
 from shared.twins.pipeline import BatchReport, EventResult
+from shared.wiring import embedded_twin_store
 from tests.support import event_factory as factory
 from tests.support.rig import CATALOG, rig
 
@@ -213,7 +213,7 @@ def test_only_the_failed_events_invocation_raises_and_the_resent_array_is_harmle
     clean = rig()
     clean.pipeline.process(_delivery())
 
-    flaky_store = FlakyTwin(EmbeddedTwinGraph(CATALOG), "d3")
+    flaky_store = FlakyTwin(embedded_twin_store(CATALOG), "d3")
     r = rig(twins=flaky_store)
     commit = GroupCommit(r.pipeline.process, window=0.02, max_wait=1.0)
 

@@ -13,11 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import TransientError, TwinConflict
 from shared.twins import deadline
 from shared.twins.write_pacer import PacedTwinStore, PacerLimits, SlidingWindow, Throttled
-from shared.wiring import build_pipeline
+from shared.wiring import build_pipeline, embedded_twin_store
 from tests.support import event_factory as factory
 from tests.support.rig import CATALOG, rig
 
@@ -109,7 +108,7 @@ def test_a_write_sent_later_than_its_slot_does_not_crowd_the_next_ones() -> None
 
 
 def test_one_twin_written_from_many_threads_stays_within_its_rate() -> None:
-    graph = EmbeddedTwinGraph(CATALOG)
+    graph = embedded_twin_store(CATALOG)
     recording = Recording(graph, latency=0.002)
     paced = PacedTwinStore(recording, PacerLimits(twin_writes_per_second=20))
     pipeline = build_pipeline(rig().pipeline.config, paced, catalog=CATALOG, state=MemoryStateStore(),
@@ -196,7 +195,7 @@ def test_a_patch_on_an_etag_our_own_write_replaced_gets_412_without_a_request() 
 
 
 def test_a_429_holds_every_call_for_its_retry_after() -> None:
-    graph = EmbeddedTwinGraph(CATALOG)
+    graph = embedded_twin_store(CATALOG)
     recording = Recording(graph)
     paced = PacedTwinStore(recording, PacerLimits())
     recording.throttle_next = [0.3]
@@ -232,7 +231,7 @@ def test_concurrent_deliveries_through_the_pacer_lose_nothing_duplicate_nothing_
     """Telemetry whose value is its own time, duplicated and shuffled, cut into deliveries processed at once from
     several threads over the pacer: each twin ends at its latest value, and the values written to a twin never go
     back in time (no stale write after a newer one), whatever was coalesced or answered 412 on the way."""
-    graph = EmbeddedTwinGraph(CATALOG)
+    graph = embedded_twin_store(CATALOG)
     recording = Recording(graph, latency=0.001)
     paced = PacedTwinStore(recording, PacerLimits(twin_writes_per_second=100))
     config = rig().pipeline.config

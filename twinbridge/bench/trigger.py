@@ -30,8 +30,7 @@ import orjson
 from shared import wiring
 from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.ingest.dtdl import ModelCatalog
+from shared.adapters.twins.embedded.catalog import ModelCatalog
 from shared.ingest.timeparse import ticks_to_iso
 from shared.settings.app_config import AppConfig
 from shared.settings.environment import Settings
@@ -43,6 +42,7 @@ from shared.settings.throughput import (
     ThroughputSettings,
 )
 from shared.twins.write_pacer import Throttled
+from shared.wiring import embedded_twin_store
 from twinbridge.bench.slow_adt import SlowTwinStore
 from twinbridge.bench.workload import PREFIX, START_TICKS, TICKS_PER_MS, TOPIC, Workload
 
@@ -156,7 +156,7 @@ class Stack:
     @classmethod
     def build(cls, models: ModelCatalog, latency_s: float, settings: Settings, concurrency: int,
               known_twins: int) -> Stack:
-        slow = SlowTwinStore(EmbeddedTwinGraph(models), latency_s)
+        slow = SlowTwinStore(embedded_twin_store(models), latency_s)
         limits = ThrottlingStore(slow)
         return cls(slow, limits, _app(limits, models, settings, concurrency, known_twins))
 

@@ -214,11 +214,11 @@ def _host_stats(url: str) -> dict[str, Any]:
 
 
 def _check(result: Any, db: Path) -> tuple[list[Any], list[dict[str, Any]]]:
-    from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+    from shared.adapters.twins.embedded import TwinGraph
 
-    graph = EmbeddedTwinGraph(None, db)
+    graph = TwinGraph(db)
     try:
-        twins = list(graph.list_twins())
+        twins = list(graph.twins())
     finally:
         graph.close()
     return result.expectation.compare(twins), twins

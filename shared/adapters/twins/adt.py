@@ -107,6 +107,10 @@ def _translate(exc: Exception, what: str, *, twin_write: bool = False) -> Except
         code = (exc.error.code if exc.error is not None else None) or str(status)
         if status == 412:
             return TwinConflict(f"{what}: precondition failed")
+        if status == 404 and code == "TargetTwinNotFound":
+            # The relationship's target does not exist: this write can never succeed as it is (not "the twin
+            # vanished"); spec: DigitalTwins_AddRelationship answers 404 TargetTwinNotFound.
+            return TwinRejected(code, (exc.message or str(exc))[:500])
         if status == 404:
             return TwinMissing(f"{what}: {code}")
         if status == 429:  # the pacer (shared/twins/write_pacer.py) holds every call for the Retry-After
@@ -233,9 +237,11 @@ class AdtTwinStore:
                 self.client.delete_digital_twin(twin_id, etag=etag, match_condition=MatchConditions.IfNotModified)
             else:
                 self.client.delete_digital_twin(twin_id)
-        except ResourceNotFoundError:
+        except (ResourceNotFoundError, TwinMissing):
+            # Gone already (ADT answers 404 DigitalTwinNotFound to listing a missing twin's relationships, and
+            # to its DELETE): a delete is idempotent.
             return
-        except (TwinMissing, TwinConflict, TwinRejected, TransientError):
+        except (TwinConflict, TwinRejected, TransientError):
             raise
         except Exception as exc:
             raise _translate(exc, f"DELETE {twin_id}", twin_write=True) from exc
