@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from azure.digitaltwins.core import DigitalTwinsClient
 
-from tests.twinbridge_explorer.conftest import DEVICE, SITE, model_documents
-from twinbridge.explorer.source import StaticToken
+from tests.explorer.conftest import DEVICE, SITE, model_documents
+from tests.support import adt_emulator
+from tests.support.adt_emulator import Emulator
 
-REPO = Path(__file__).resolve().parents[2]
-FIRST_LINE = "ADT emulator listening on https://"
 SOURCE_TIME = "2026-11-30T09:59:58.1234567Z"
 
 
-@dataclass
-class Emulator:
-    process: subprocess.Popen[bytes]
-    url: str
-    ca: str
-
-    def client(self) -> DigitalTwinsClient:
-        return DigitalTwinsClient(self.url, StaticToken(), connection_verify=self.ca)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 def start_emulator(folder: Path) -> Emulator:
-    log = (folder / "emulator.log").open("wb")  # a file, not a pipe: a full pipe would stall the emulator
-    process = subprocess.Popen([sys.executable, "-m", "twinbridge", "adt", "serve", "--port", "0", "--tls-dir",
-                                str(folder / "tls")], cwd=REPO, stdout=subprocess.PIPE, stderr=log,
-                               stdin=subprocess.DEVNULL)
-    assert process.stdout is not None
-    line = process.stdout.readline().decode().rstrip("\n")
-    if not line.startswith(FIRST_LINE):
-        process.kill()
-        raise AssertionError(f"adt serve did not start: {line!r}; see {log.name}")
-    url = line.split(" ")[4]
-    ca = line.split("(CA certificate: ", 1)[1][:-1]
-    return Emulator(process, url, ca)
+    """The tests' one way to start ``adt serve`` (tests/support/adt_emulator.py), its CA kept under ``folder``."""
+    return adt_emulator.start_emulator(folder / "tls")
 
 
 def seed(client: DigitalTwinsClient, devices: int = 6) -> None:

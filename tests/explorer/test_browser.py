@@ -25,9 +25,9 @@ import pytest
 import requests
 from azure.core.exceptions import ResourceNotFoundError
 
+from tests.explorer.emulator import SOURCE_TIME, Emulator, seed, start_emulator
 from tests.support import event_factory as factory
 from tests.support.fake_adt import FakeCredential
-from tests.twinbridge_explorer.emulator import SOURCE_TIME, Emulator, seed, start_emulator
 from twinbridge.explorer.local import LocalRun
 from twinbridge.explorer.server import RunningExplorer, cytoscape_path, serve
 from twinbridge.explorer.source import AdtSource, StaticToken

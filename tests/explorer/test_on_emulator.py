@@ -12,8 +12,8 @@ import orjson
 import pytest
 import requests
 
-from tests.twinbridge_explorer.conftest import DEVICE, SITE
-from tests.twinbridge_explorer.emulator import SOURCE_TIME, Emulator, seed, start_emulator
+from tests.explorer.conftest import DEVICE, SITE
+from tests.explorer.emulator import SOURCE_TIME, Emulator, seed, start_emulator
 from twinbridge.explorer.local import LocalRun
 from twinbridge.explorer.server import RunningExplorer, serve
 from twinbridge.explorer.source import AdtSource, StaticToken

@@ -14,8 +14,8 @@ from shared.adapters.twins.embedded.catalog import ModelCatalog
 from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.settings.environment import APP_ROOT
 from shared.wiring import embedded_twin_store
+from tests.explorer.adt_double import AdtDouble
 from tests.support.fake_adt import ENDPOINT, FakeCredential
-from tests.twinbridge_explorer.adt_double import AdtDouble
 from twinbridge.explorer.local import LocalRun
 from twinbridge.explorer.server import RunningExplorer, serve
 from twinbridge.explorer.source import AdtSource

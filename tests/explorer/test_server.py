@@ -10,8 +10,8 @@ import orjson
 import pytest
 import requests
 
-from tests.twinbridge_explorer.adt_double import AdtDouble
-from tests.twinbridge_explorer.conftest import DEVICE, SITE, start_explorer
+from tests.explorer.adt_double import AdtDouble
+from tests.explorer.conftest import DEVICE, SITE, start_explorer
 from twinbridge.explorer.server import RunningExplorer, _twin_ids
 from twinbridge.explorer.source import credential_for, is_loopback
 

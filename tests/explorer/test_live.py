@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.wiring import embedded_twin_store
-from tests.twinbridge_explorer.conftest import DEVICE, catalog, seed
+from tests.explorer.conftest import DEVICE, catalog, seed
 from twinbridge.explorer.live import ChangeHub, ChangePoller, from_notification, twin_patch
 
 PATCH = [{"value": 21.5, "path": "/temperature", "op": "replace"}]
