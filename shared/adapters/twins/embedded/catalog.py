@@ -32,8 +32,9 @@ class ModelCatalog:
         self.registry = registry if registry is not None else Registry()
         self._lock = lock if lock is not None else threading.RLock()
         self.documents: list[dict[str, Any]] = []
-        # model id -> (the Resolved it was built from, its declared properties): rebuilt when the model changes
-        self._declared: dict[str, tuple[Resolved, dict[str, PropertyType]]] = {}
+        # model id -> (the Resolved it was built from, its declared properties, the registry generation it was
+        # checked at): rebuilt when the model changes
+        self._declared: dict[str, tuple[Resolved, dict[str, PropertyType], int]] = {}
 
     @classmethod
     def load_dir(cls, directory: str | Path) -> ModelCatalog:
@@ -73,18 +74,22 @@ class ModelCatalog:
 
     # ---- ModelTypes -----------------------------------------------------------------------------------------------
     def declared(self, model_id: str) -> Mapping[str, PropertyType] | None:
+        cached = self._declared.get(model_id)
+        if cached is not None and cached[2] == self.registry.generation:
+            return cached[1]  # the per-event path: no model changed since (no lock, no resolving)
         with self._lock:  # the registry is not thread-safe by itself; a twin graph's lock guards it there
+            generation = self.registry.generation
             resolved = self.registry.resolved(model_id)
         if resolved is None:
             return None
-        cached = self._declared.get(model_id)
         if cached is not None and cached[0] is resolved:
+            self._declared[model_id] = (resolved, cached[1], generation)
             return cached[1]
         props: dict[str, PropertyType] = {name: PropertyType(schema.kind, _checker(schema))
                                           for name, schema in resolved.properties.items()}
         props.update({name: PropertyType("Component", component_model=component)
                       for name, component in resolved.components.items()})
-        self._declared[model_id] = (resolved, props)
+        self._declared[model_id] = (resolved, props, generation)
         return props
 
 

@@ -319,6 +319,9 @@ class Registry:
     def __init__(self) -> None:
         self.interfaces: dict[str, Interface] = {}
         self._resolved: dict[str, Resolved] = {}
+        # Bumped on every change of the model set: readers that cache answers (the mapper's catalog, once per event)
+        # compare one integer instead of resolving the model again.
+        self.generation = 0
 
     # -- upload --
     def parse(self, documents: list[Any]) -> tuple[list[str], dict[str, Interface]]:
@@ -353,10 +356,12 @@ class Registry:
     def register(self, interfaces: dict[str, Interface]) -> None:
         self.interfaces.update(interfaces)
         self._resolved.clear()
+        self.generation += 1
 
     def remove(self, model_id: str) -> None:
         self.interfaces.pop(model_id, None)
         self._resolved.clear()
+        self.generation += 1
 
     # -- questions --
     def knows(self, model_id: str) -> bool:
