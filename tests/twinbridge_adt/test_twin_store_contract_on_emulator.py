@@ -8,7 +8,7 @@ import copy
 import orjson
 import pytest
 
-from shared.adapters.adt_twins import AdtTwinStore
+from shared.adapters.twins.adt import AdtTwinStore
 from tests.adapters import test_twin_store_contract as contract
 from tests.adapters.test_twin_store_contract import *  # noqa: F403 - the contract's tests, collected here
 from tests.twinbridge_adt.conftest import REPO
@@ -35,7 +35,7 @@ def twin_store(adt):
 
 @pytest.mark.xfail(strict=True, reason=(
     "ADT answers a relationship to a missing target with 404 TargetTwinNotFound (spec: DigitalTwins_Add"
-    "Relationship); shared/adapters/adt_twins.py maps every 404 to TwinMissing, so the adapter raises TwinMissing "
+    "Relationship); shared/adapters/twins/adt.py maps every 404 to TwinMissing, so the adapter raises TwinMissing "
     "where the contract expects TwinRejected('TargetTwinNotFound') — an adapter bug this run exposes"))
 def test_relationship_to_missing_target(twin_store):
     contract.test_relationship_to_missing_target(twin_store)

@@ -52,7 +52,7 @@ from shared.adapters.twins.embedded.errors import (
     validation_failed,
 )
 from shared.adapters.twins.embedded.persistence import Change, MemoryStorage, SqliteStorage, Storage
-from shared.route_filter import RouteFilter, compile_route_filter
+from shared.filters.adt_route import RouteFilter, compile_route_filter
 
 MAX_BODY_BYTES: Final = 32_768
 Twin = dict[str, Any]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from shared.adapters.twins.embedded.errors import AdtError
 from shared.adapters.twins.embedded.graph import TwinGraph
-from shared.ports import TwinConflict, TwinMissing, TwinRejected
+from shared.errors import TwinConflict, TwinMissing, TwinRejected
 
 T = TypeVar("T")
 

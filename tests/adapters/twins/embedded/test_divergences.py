@@ -1,5 +1,5 @@
-"""Each divergence the audit found between the old embedded graph (shared/adapters/embedded_twins.py with
-shared/dtdl.py) and ADT, as one scenario run twice: on the new engine, where it must give ADT's answer, and on the
+"""Each divergence the audit found between the old embedded graph (shared/adapters/twins/embedded_graph.py with
+shared/ingest/dtdl.py) and ADT, as one scenario run twice: on the new engine, where it must give ADT's answer, and on the
 old graph, where it is expected to fail (strict xfail) — the proof that each test fails without the fix. When the
 old graph is retired, drop the ``old`` parameter.
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.embedded_twins import EmbeddedTwinGraph
 from shared.adapters.twins.embedded import AdtError, TwinGraph
-from shared.dtdl import ModelCatalog
-from shared.ports import TwinConflict, TwinMissing, TwinRejected
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.errors import TwinConflict, TwinMissing, TwinRejected
+from shared.ingest.dtdl import ModelCatalog
 
 V3 = "dtmi:dtdl:context;3"
 ROOM = "dtmi:ex:Room;1"
