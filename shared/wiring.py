@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from azure.core.credentials import AccessToken
 
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
@@ -139,11 +143,40 @@ def load_catalog(settings: Settings, config: AppConfig) -> ModelCatalog:
     return ModelCatalog.load_dir(directory) if Path(directory).is_dir() else ModelCatalog()
 
 
+class EmulatorToken:
+    """A static bearer token for the local ADT emulator (``adt serve`` accepts any token and checks none)."""
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken("adt-emulator-local-token", int(time.time()) + 3600)
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def adt_instance(settings: Settings) -> str | None:
+    """The instance's host name (``name.api.region.digitaltwins.azure.net``, or ``127.0.0.1:PORT`` for the
+    emulator): the ``source`` ADT puts on its notifications, which the Event Grid schema does not carry."""
+    return urlsplit(settings.adt_url).netloc or None if settings.adt_url else None
+
+
 def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
     if settings.adt_url:
         from shared.adapters.twins.adt import AdtTwinStore
 
-        return AdtTwinStore.from_url(settings.adt_url)
+        options: dict[str, Any] = {}
+        if settings.adt_ca:
+            options["connection_verify"] = settings.adt_ca  # trust the emulator's local CA for this client only
+        if settings.adt_credential == "emulator":
+            # a token that authenticates nobody must never leave this machine
+            host = urlsplit(settings.adt_url).hostname or ""
+            if host not in LOOPBACK_HOSTS:
+                raise ConfigError("ADT_CREDENTIAL", [Problem("ADT_URL", f"ADT_CREDENTIAL=emulator is for a local "
+                                                            f"emulator only; {host!r} is not a loopback address")])
+            return AdtTwinStore.from_url(settings.adt_url, EmulatorToken(), **options)
+        if settings.adt_credential != "default":
+            raise ConfigError("ADT_CREDENTIAL", [Problem("", f"unknown credential {settings.adt_credential!r} "
+                                                             "(default, emulator)")])
+        return AdtTwinStore.from_url(settings.adt_url, **options)
     return EmbeddedTwinGraph(catalog, settings.twin_db)
 
 
@@ -201,7 +234,7 @@ def build_egress(app: App) -> EgressRouter:
     sinks = {name: build_sink(name, endpoint, os.environ) for name, endpoint in egress.endpoints.items()}
     store = app.forwarding_store
     propagator = RulePropagator(egress.rules, app.twins, app.state) if egress.rules else None
-    return EgressRouter(egress, sinks, store, app.quarantine, propagator)
+    return EgressRouter(egress, sinks, store, app.quarantine, propagator, instance=adt_instance(app.settings))
 
 
 def build_forwarding_store(settings: Settings) -> ForwardingStore:

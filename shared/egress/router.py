@@ -115,7 +115,7 @@ def match(config: EgressConfig, notification: Notification) -> tuple[list[str], 
 
 class EgressRouter:
     def __init__(self, config: EgressConfig, sinks: Mapping[str, Sink], store: ForwardingStore,
-                 quarantine: Quarantine, propagator: Propagator | None = None) -> None:
+                 quarantine: Quarantine, propagator: Propagator | None = None, instance: str | None = None) -> None:
         missing = sorted({r.endpoint for r in config.routes} - set(sinks))
         if missing:
             raise ValueError(f"no sink for endpoint(s) {missing}")
@@ -124,10 +124,11 @@ class EgressRouter:
         self.store = store
         self.quarantine = quarantine
         self.propagator = propagator
+        self.instance = instance
 
     def process(self, events: Sequence[Any]) -> EgressReport:
         """Notifications in either JSON schema (Event Grid trigger, CLI)."""
-        return self._process([(raw, partial(read_notification, raw)) for raw in events])
+        return self._process([(raw, partial(read_notification, raw, self.instance)) for raw in events])
 
     def process_amqp(self, messages: Sequence[tuple[Mapping[Any, Any], bytes | str | None]]) -> EgressReport:
         """Notifications in the CloudEvents AMQP binding (Event Hubs trigger): (application properties, body)."""

@@ -98,7 +98,7 @@ def parse_endpoints(data: Any, base: Path | None = None) -> dict[str, Endpoint]:
         if unknown:
             raise EndpointsError(f"{name}: unknown setting(s) {sorted(unknown)}")
 
-        def resolve(value: Any, what: str) -> str | None:
+        def resolve(value: Any, what: str, name: str = name) -> str | None:
             if value is None:
                 return None
             if not isinstance(value, str) or not value:

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     ca, cert, key = issue_server_certificate(Path(args.tls_dir), args.host)
     server = make_server(graph, args.host, args.port, cert, key, verbose=args.verbose)
     host, port = server.server_address[:2]
-    shown = f"[{host}]" if ":" in str(host) else host
+    host = host.decode() if isinstance(host, bytes) else str(host)
+    shown = f"[{host}]" if ":" in host else host
     dispatcher = None
     if endpoints:
         from twinbridge.adt.endpoints import RouteDispatcher
