@@ -8,7 +8,7 @@ exactly like one that came through Event Grid (topic and type guard, field valid
 * id — ``eh-<partition>-<sequence number>``: stable across redeliveries, so a re-read message is a duplicate.
 * ``iothub-message-source`` picks the kind (iot-hub-non-telemetry-event-schema, 2024-04):
   - ``Telemetry`` (or absent) → DeviceTelemetry; body an object when content type/encoding say JSON/UTF-8,
-    otherwise base64, as IoT Hub itself does for Event Grid (azure-facts §1.2);
+    otherwise base64, as IoT Hub itself does for Event Grid (docs/azure-behaviour.md §1.2);
   - ``deviceConnectionStateEvents`` → DeviceConnected/Disconnected from ``opType`` (deviceConnected /
     deviceDisconnected), sequence number from the body ``{"sequenceNumber": "<hex>"}``;
   - ``deviceLifecycleEvents`` → DeviceCreated/Deleted from ``opType`` (createDeviceIdentity /

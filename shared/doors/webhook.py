@@ -1,4 +1,4 @@
-"""The Event Grid webhook's decisions: handshakes, headers, body shapes and status codes (azure-facts §6).
+"""The Event Grid webhook's decisions: handshakes, headers, body shapes and status codes (docs/azure-behaviour.md §6).
 
 Pure: headers and bytes in, a ``Reply`` (status, JSON body, headers) or a ``Deliver`` (the events to process) out.
 The HTTP door only translates between ``func.HttpRequest``/``func.HttpResponse`` and these.

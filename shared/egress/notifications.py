@@ -1,6 +1,6 @@
 """Azure Digital Twins change notifications: every wire form read into one CloudEvents-shaped record, validated.
 
-ADT sends the same notification in three forms, depending on the endpoint (azure-facts §1.3):
+ADT sends the same notification in three forms, depending on the endpoint (docs/azure-behaviour.md §1.3):
 
 * Event Grid, Event Grid schema: ``eventType``, ``eventTime``, ``topic`` and a ``data`` that nests twice —
   ``data = {"data": <the payload>, "contenttype": …, "traceparent": …}``.

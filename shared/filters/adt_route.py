@@ -7,7 +7,8 @@ attributes ``type``, ``source``, ``subject``, ``id``, ``dataschema``, ``datacont
 (``$body`` is its ``data``). ``to_text()`` prints a canonical form that parses back to the same filter. Syntax
 errors raise ``RouteFilterSyntaxError`` (a ``ValueError``) carrying ``.position``.
 
-Documented rules (azure-facts §4): comparisons ``= != < <= > >=``; string/int/double/bool/null literals; filters are
+Documented rules (docs/azure-behaviour.md §4): comparisons ``= != < <= > >=``; string/int/double/bool/null literals;
+filters are
 case-sensitive (values and attribute names); no filtering on array contents.
 
 Choices where the documentation is silent (each is tested in ``tests/filters``):

@@ -5,13 +5,13 @@
 or the CloudEvents 1.0 schema (``specversion`` present). Everything is precomputed in ``from_dict`` — lower-cased
 value sets and prefix tuples, decimal thresholds, key paths — so ``matches`` only walks dicts and compares.
 
-Documented rules implemented here (azure-facts §2): type AND subject AND every advanced filter; multiple values of
-one positive operator are OR-ed, of a NOT operator AND-ed ("none of"); a missing key matches only NumberNotIn and
-StringNotIn (and IsNullOrUndefined); string comparisons are case-insensitive; numbers compare as decimals; arrays
-are evaluated element-wise only with ``enableAdvancedFilteringOnArrays`` (any element for positive operators, no
-element for NOT operators, elements of another type ignored, arrays holding objects/arrays unsupported ⇒ no match)
-and without the flag an array never matches a typed operator; limits are 25 advanced filters, 25 values in total
-and 512 characters per string value.
+Documented rules implemented here (docs/azure-behaviour.md §2): type AND subject AND every advanced filter; multiple
+values of one positive operator are OR-ed, of a NOT operator AND-ed ("none of"); a missing key matches only
+NumberNotIn and StringNotIn (and IsNullOrUndefined); string comparisons are case-insensitive; numbers compare as
+decimals; arrays are evaluated element-wise only with ``enableAdvancedFilteringOnArrays`` (any element for positive
+operators, no element for NOT operators, elements of another type ignored, arrays holding objects/arrays unsupported
+⇒ no match) and without the flag an array never matches a typed operator; limits are 25 advanced filters, 25 values
+in total and 512 characters per string value.
 
 Choices where the documentation is silent (each is tested in ``tests/filters``):
 

@@ -6,7 +6,8 @@ Event Grid delivers it (``body``, ``properties``, ``systemProperties``). ``str(q
 canonical form that parses back to an equivalent query. Syntax errors raise ``QuerySyntaxError`` with ``.position``
 (0-based character offset, also in the message).
 
-Documented rules (azure-facts §3): only a result of exactly ``true`` routes (false, null, undefined, strings, …
+Documented rules (docs/azure-behaviour.md §3): only a result of exactly ``true`` routes (false, null, undefined,
+strings, …
 do not); an empty condition is ``true``; ``$body`` paths are evaluated only when the content type is
 ``application/json`` and the encoding UTF-8/16/32 (case-insensitive), otherwise they are undefined; ``$``-names
 are system properties (looked up in system properties first, then application properties); bare names are

@@ -1,4 +1,4 @@
-"""Telemetry body decoding (azure-facts §1.2).
+"""Telemetry body decoding (docs/azure-behaviour.md §1.2).
 
 IoT Hub puts the body in the event as a JSON object only when the message's content type is ``application/json``
 and its encoding ``utf-8`` (both case-insensitive); otherwise the body arrives base64-encoded. Devices that forget

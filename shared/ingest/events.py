@@ -1,4 +1,4 @@
-"""Plain, typed IoT Hub events as the core sees them after validation (azure-facts §1).
+"""Plain, typed IoT Hub events as the core sees them after validation (docs/azure-behaviour.md §1).
 
 Both wire schemas (Event Grid and CloudEvents 1.0) become the same ``IotHubEvent``; nothing downstream needs to
 know which schema delivered an event.

@@ -1,4 +1,4 @@
-"""Checks made before any twin is touched: size, topic, event type, subject (azure-facts §1.1, seeds "tips").
+"""Checks made before any twin is touched: size, topic, event type, subject (docs/azure-behaviour.md §1.1).
 
 "Don't assume that events are from a particular source. Always check the message topic" and "always check the
 eventType": several subscriptions may target one handler, and a handler subscribed to the wrong topic by mistake

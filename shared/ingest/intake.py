@@ -23,7 +23,7 @@ from shared.settings.app_config import AppConfig
 from shared.twins.freshness import CONNECTION, DELETED, LIFECYCLE, LIVE, TOMBSTONE, Intent
 
 # Returns None when the event passes, else which filter rejected it (see shared/filters/config.py).
-EventFilter = Callable[[dict[str, Any]], str | None]
+FilterCheck = Callable[[dict[str, Any]], str | None]
 
 
 @dataclass(slots=True)
@@ -40,7 +40,7 @@ class Filtered:
 
 
 class Intake:
-    def __init__(self, config: AppConfig, mapper: Mapper, event_filter: EventFilter | None = None) -> None:
+    def __init__(self, config: AppConfig, mapper: Mapper, event_filter: FilterCheck | None = None) -> None:
         self._guard = Guard.from_config(config)
         self._mapper = mapper
         self._filter = event_filter

@@ -1,4 +1,4 @@
-"""The data schemas of the five IoT Hub event types, as pydantic TypedDicts (azure-facts §1.2).
+"""The data schemas of the five IoT Hub event types, as pydantic TypedDicts (docs/azure-behaviour.md §1.2).
 
 Kept apart from ``shared.ingest.validation``: these are declarations pydantic reads, that module is the logic.
 """

@@ -1,4 +1,4 @@
-"""Envelope detection and validation of every field of the five IoT Hub event types (azure-facts §1.1–1.2).
+"""Envelope detection and validation of every field of the five IoT Hub event types (docs/azure-behaviour.md §1.1–1.2).
 
 Two steps, so that the guard can reject foreign events before anything else is read:
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-EVENT_GRID_MAX_BYTES = 1_048_576  # Event Grid: 1 MB per event and per delivered array (azure-facts §6)
+EVENT_GRID_MAX_BYTES = 1_048_576  # Event Grid: 1 MB per event and per delivered array (docs/azure-behaviour.md §6)
 EVENT_GRID_ROLE = "AzureEventGridSecureWebhookSubscriber"  # app role Event Grid's token carries (Entra delivery)
 
 

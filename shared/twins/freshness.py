@@ -1,4 +1,4 @@
-"""Freshness: which event wins, per twin and per field, whatever the delivery order (azure-facts §5).
+"""Freshness: which event wins, per twin and per field, whatever the delivery order (docs/azure-behaviour.md §5).
 
 The state of one twin is a ``Shadow``: for each field the twin is fed from, the latest value and the ordering key
 that made it the latest (a ``Mark``). Merging an event into a shadow is a pure function, and the result does not

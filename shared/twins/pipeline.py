@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from shared.errors import Code, PermanentError, TransientError, TwinbridgeError, TwinMissing, TwinRejected
 from shared.ingest.dtdl import ModelCatalog
-from shared.ingest.intake import Accepted, EventFilter, Intake
+from shared.ingest.intake import Accepted, FilterCheck, Intake
 from shared.ingest.mapping import Mapper
 from shared.outcome import Outcome
 from shared.ports import Quarantine, StateStore, TwinStore, in_process
@@ -71,7 +71,7 @@ class BatchReport:
 
 class Pipeline:
     def __init__(self, config: AppConfig, twins: TwinStore, state: StateStore, quarantine: Quarantine, *,
-                 catalog: ModelCatalog | None = None, event_filter: EventFilter | None = None,
+                 catalog: ModelCatalog | None = None, event_filter: FilterCheck | None = None,
                  max_concurrency: int = DEFAULT_MAX_CONCURRENCY, known_twins: int = 0) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")

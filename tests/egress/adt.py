@@ -1,4 +1,4 @@
-"""Builders for Azure Digital Twins notifications in the shapes ADT documents (azure-facts §1.3)."""
+"""Builders for Azure Digital Twins notifications in the shapes ADT documents (docs/azure-behaviour.md §1.3)."""
 
 from __future__ import annotations
 

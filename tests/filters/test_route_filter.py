@@ -1,4 +1,4 @@
-"""ADT event route filters (azure-facts §4)."""
+"""ADT event route filters (docs/azure-behaviour.md §4)."""
 
 from __future__ import annotations
 

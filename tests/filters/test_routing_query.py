@@ -1,4 +1,4 @@
-"""IoT Hub routing queries: azure-facts §3 vectors R1–R6 and own cases."""
+"""IoT Hub routing queries: docs/azure-behaviour.md §3 vectors R1–R6 and own cases."""
 
 from __future__ import annotations
 

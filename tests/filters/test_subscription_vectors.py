@@ -1,4 +1,5 @@
-"""azure-facts §2.4 test vectors F1–F31, one test id per row (UNVERIFIED rows assert the documented choice)."""
+"""docs/azure-behaviour.md §2.4 test vectors F1–F31, one test id per row (UNVERIFIED rows assert the documented
+choice)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Envelope and payload validation of the five IoT Hub event types, both schemas (azure-facts §1)."""
+"""Envelope and payload validation of the five IoT Hub event types, both schemas (docs/azure-behaviour.md §1)."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""Builders for IoT Hub events in both schemas, shaped exactly like the documented payloads (azure-facts §1).
+"""Builders for IoT Hub events in both schemas, shaped exactly like the documented payloads (docs/azure-behaviour.md
+§1).
 
 Use these for variants; the captured samples live in tests/events/*.json and load through tests.support.fixtures.
 """

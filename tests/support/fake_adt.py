@@ -1,6 +1,7 @@
 """A fake Azure Digital Twins data plane for ``responses``: the real DigitalTwinsClient talks HTTP to it.
 
-REST behaviour per the 2023-10-31 data-plane spec (azure-facts §4): GET 200/404 ``DigitalTwinNotFound``; PUT with
+REST behaviour per the 2023-10-31 data-plane spec (docs/azure-behaviour.md §4): GET 200/404 ``DigitalTwinNotFound``;
+PUT with
 ``If-None-Match: *`` 200/412 ``PreconditionFailed``; PATCH 204 + ``ETag`` / 412 / 404 / 400 ``JsonPatchInvalid`` or
 ``ValidationFailed``; DELETE 204 / 404 / 400 ``RelationshipsNotDeleted``; relationship list/put/delete; POST /query.
 Twin semantics are delegated to an ``EmbeddedTwinGraph``; this module only speaks the protocol. Scripted faults

@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def smoke_events(topic: str, device: str, now: datetime | None = None) -> list[dict[str, Any]]:
-    """DeviceCreated then DeviceConnected for ``device``, shaped like IoT Hub's own (azure-facts §1)."""
+    """DeviceCreated then DeviceConnected for ``device``, shaped like IoT Hub's own (docs/azure-behaviour.md §1)."""
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
     hub = topic.rstrip("/").rsplit("/", 1)[-1].lower()
     twin = {"deviceId": device, "etag": "AAAAAAAAAAE=", "deviceEtag": "null", "status": "enabled",

@@ -1,7 +1,7 @@
 """The embedded twin graph: Azure Digital Twins' data-plane semantics, in memory or persisted to SQLite.
 
 The default TwinStore when no ADT instance is configured, so the app runs on a laptop. What it honours, as ADT
-does (azure-facts §4): weak ETags that change on every write; create-only PUT (If-None-Match: *) → conflict;
+does (docs/azure-behaviour.md §4): weak ETags that change on every write; create-only PUT (If-None-Match: *) → conflict;
 PATCH with If-Match → 412 on mismatch, 404 on a missing twin; JSON Patch ``add``/``replace``/``remove`` with
 ``replace``/``remove`` of a missing property refused (JsonPatchInvalid); model validation against the DTDL
 catalog (ValidationFailed); deleting a twin that still has relationships → 400 RelationshipsNotDeleted.
