@@ -31,7 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.filters.iothub_query import QuerySyntaxError, TokenCursor, scan_number, scan_string
+from shared.filters.event_grid.lexer import TokenCursor, scan_number, scan_string
+from shared.filters.iothub_query import QuerySyntaxError
 
 __all__ = ["ATTRIBUTES", "RouteFilter", "RouteFilterSyntaxError", "compile_route_filter"]
 

@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
                 return 2
     ca, cert, key = issue_server_certificate(Path(args.tls_dir), args.host)
     server = make_server(graph, args.host, args.port, cert, key, verbose=args.verbose)
-    host, port = server.server_address[:2]
-    host = host.decode() if isinstance(host, bytes) else str(host)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     shown = f"[{host}]" if ":" in host else host
     dispatcher = None
     if endpoints:

@@ -11,6 +11,7 @@ unless told otherwise). Responses follow the spec: JSON bodies, ``ETag`` headers
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -293,15 +294,17 @@ class AdtRequestHandler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_PATCH = do_DELETE = do_POST = _serve
 
 
+class _V6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def make_server(graph: TwinGraph, host: str, port: int, cert: Path, key: Path,
                 verbose: bool = False) -> ThreadingHTTPServer:
     emulator = Emulator(graph)
     handler = type("BoundAdtRequestHandler", (AdtRequestHandler,), {"emulator": emulator, "quiet": not verbose})
-    server_class = ThreadingHTTPServer
+    server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer
     if ":" in host:
-        import socket
-
-        server_class = type("V6Server", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        server_class = _V6Server
     server = server_class((host, port), handler)
     server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
