@@ -31,8 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.filters.event_grid.lexer import TokenCursor, scan_number, scan_string
-from shared.filters.iothub_query import QuerySyntaxError
+from shared.filters.iothub_query import QuerySyntaxError, TokenCursor, scan_number, scan_string
 
 __all__ = ["ATTRIBUTES", "RouteFilter", "RouteFilterSyntaxError", "compile_route_filter"]
 
