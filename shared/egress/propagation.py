@@ -103,7 +103,13 @@ class RulePropagator:
             if hops is not None and hops > rule.config.max_hops:
                 log.info("rule %s: %s is an echo at hop %d, not propagated further", rule.config.name, child, hops)
                 continue
-            parents = sorted({str(r["$sourceId"]) for r in self.twins.list_incoming_relationships(child)
+            try:
+                incoming = self.twins.list_incoming_relationships(child)
+            except TwinMissing:
+                # the child was deleted after this notification: its Relationship.Delete notifications
+                # recompute the parents it left, so nothing is owed here (raising would redeliver forever)
+                return written
+            parents = sorted({str(r["$sourceId"]) for r in incoming
                               if r.get("$relationshipName") == rule.config.relationship})
             for parent in parents:
                 if parent != child and self._update_parent(rule, parent, notification, changed[rule.config.source],

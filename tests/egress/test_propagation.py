@@ -194,3 +194,14 @@ def test_a_child_joining_or_leaving_recomputes_the_aggregate() -> None:
     assert floor is not None and floor["AverageTemperature"] == 27.0
     other = read_notification(adt.relationship("floor-1", "floor-1-x", "room-2", name="feeds"))
     assert propagator.apply(other) == 0
+
+
+def test_an_update_of_a_child_deleted_since_propagates_nothing_and_does_not_fail() -> None:
+    """Found by the demo's loop: a Twin.Update delivered after its twin was deleted made listing the child's
+    incoming relationships raise TwinMissing, so the notification was redelivered forever."""
+    graph = _graph({"room-1": 20.0})
+    propagator = RulePropagator(_rules(_rule("avg", "avg", "/AverageTemperature")), graph, MemoryStateStore())
+    update = _room_update(graph, "room-1", 25.0, nid="late", second=5)
+    graph.delete_relationship("floor-1", "floor-1-room-1")
+    graph.delete_twin("room-1")
+    assert propagator.apply(read_notification(update)) == 0
