@@ -206,7 +206,8 @@ def test_an_update_of_a_child_deleted_since_propagates_nothing_and_does_not_fail
     graph = TwinGraph()
     graph.add_models(MODELS)
     graph.put_twin("floor1", {"$metadata": {"$model": FLOOR}})
-    graph.put_twin("room1", {"$metadata": {"$model": "dtmi:test:Room;1"}, "Temperature": 20.0})
+    graph.put_twin("room1", {"$metadata": {"$model": "dtmi:test:Room;1"}, "Temperature": 20.0,
+                          "sensor": {"$metadata": {}}})
     graph.put_relationship("floor1", "r1", {"$targetId": "room1", "$relationshipName": "contains"})
     store = EmbeddedTwinStore(graph)
     rule = _rule("avg", "avg", "/AverageTemperature", flt=UPDATE)
