@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.filters.iothub_query import QuerySyntaxError, TokenCursor, scan_number, scan_string
+from shared.filters.lexer import QuerySyntaxError, TokenCursor, scan_number, scan_string
 
 __all__ = ["ATTRIBUTES", "RouteFilter", "RouteFilterSyntaxError", "compile_route_filter"]
 

@@ -52,49 +52,18 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
+from typing import Any, Final
 
-__all__ = ["UNDEFINED", "QuerySyntaxError", "RoutingQuery", "TokenCursor", "compile_routing_query"]
+from shared.filters.lexer import (
+    QuerySyntaxError,
+    TokenCursor,
+    is_name_char,
+    is_name_start,
+    scan_number,
+    scan_string,
+)
 
-
-class QuerySyntaxError(ValueError):
-    """A routing query that does not parse. ``position`` is the 0-based character offset of the problem."""
-
-    def __init__(self, message: str, position: int, text: str = "") -> None:
-        super().__init__(f"{message} at position {position}")
-        self.position = position
-        self.text = text
-
-
-class _Positioned(Protocol):
-    @property
-    def pos(self) -> int: ...
-
-
-TokenT = TypeVar("TokenT", bound=_Positioned)
-
-
-class TokenCursor(Generic[TokenT]):
-    """A recursive-descent parser's position in its tokens (the last one is EOF), for this module's parser and
-    route_filter's. ``error`` builds the parser's own syntax error at a token's position."""
-
-    error_type: ClassVar[type[QuerySyntaxError]] = QuerySyntaxError
-
-    def __init__(self, text: str, toks: list[TokenT]) -> None:
-        self.text = text
-        self.toks = toks
-        self.i = 0
-
-    def peek(self) -> TokenT:
-        return self.toks[self.i]
-
-    def take(self) -> TokenT:
-        t = self.toks[self.i]
-        self.i += 1
-        return t
-
-    def error(self, message: str, tok: TokenT | None = None) -> QuerySyntaxError:
-        return self.error_type(message, (tok or self.peek()).pos, self.text)
+__all__ = ["UNDEFINED", "QuerySyntaxError", "RoutingQuery", "compile_routing_query"]
 
 
 class _Undefined:
@@ -112,7 +81,6 @@ UNDEFINED: Final = _Undefined()
 _KEYWORDS = {"and", "or", "not", "true", "false", "null", "undefined", "in"}
 _TWO_CHAR_OPS = ("<=", ">=", "!=", "<>")
 _ONE_CHAR_OPS = "=<>+-*/%"
-_ESCAPES = {"'": "'", '"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +89,6 @@ class _Tok:
     value: Any
     pos: int
     end: int
-
-
-def _is_name_start(c: str) -> bool:
-    return c == "$" or c == "_" or c.isalpha()
-
-
-def _is_name_char(c: str) -> bool:
-    return c.isalnum() or c in "_-$"
 
 
 def _lex(text: str) -> list[_Tok]:
@@ -157,7 +117,7 @@ def _lex(text: str) -> list[_Tok]:
         elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
             number, i = scan_number(text, i)
             toks.append(_Tok("NUM", number, start, i))
-        elif _is_name_start(c):
+        elif is_name_start(c):
             path, i = _lex_path(text, i)
             if len(path) == 1 and isinstance(path[0], str) and path[0].lower() in _KEYWORDS:
                 toks.append(_Tok("KW", path[0].lower(), start, i))
@@ -169,83 +129,18 @@ def _lex(text: str) -> list[_Tok]:
     return toks
 
 
-def scan_string(text: str, i: int) -> tuple[str, int]:
-    quote, start = text[i], i
-    i += 1
-    out: list[str] = []
-    while True:
-        if i >= len(text):
-            raise QuerySyntaxError("unterminated string", start, text)
-        c = text[i]
-        if c == quote:
-            return "".join(out), i + 1
-        if c == "\\":
-            if i + 1 >= len(text):
-                raise QuerySyntaxError("unterminated string", start, text)
-            e = text[i + 1]
-            if e == "u":
-                hexdigits = text[i + 2 : i + 6]
-                if len(hexdigits) != 4 or any(h not in "0123456789abcdefABCDEF" for h in hexdigits):
-                    raise QuerySyntaxError("invalid \\u escape (need 4 hex digits)", i, text)
-                out.append(chr(int(hexdigits, 16)))
-                i += 6
-                continue
-            if e not in _ESCAPES:
-                raise QuerySyntaxError(f"invalid escape \\{e}", i, text)
-            out.append(_ESCAPES[e])
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-
-
-def scan_number(text: str, i: int) -> tuple[int | float, int]:
-    start, n = i, len(text)
-    if text.startswith(("0x", "0X"), i):
-        j = i + 2
-        while j < n and text[j] in "0123456789abcdefABCDEF":
-            j += 1
-        if j == i + 2:
-            raise QuerySyntaxError("hex literal needs digits after 0x", start, text)
-        if j < n and _is_name_char(text[j]):
-            raise QuerySyntaxError("invalid hex literal", start, text)
-        return int(text[i + 2 : j], 16), j
-    j = i
-    while j < n and text[j].isdigit():
-        j += 1
-    is_float = False
-    if j < n and text[j] == ".":
-        is_float = True
-        j += 1
-        while j < n and text[j].isdigit():
-            j += 1
-    if j < n and text[j] in "eE":
-        k = j + 1
-        if k < n and text[k] in "+-":
-            k += 1
-        if k < n and text[k].isdigit():
-            is_float = True
-            j = k
-            while j < n and text[j].isdigit():
-                j += 1
-    if j < n and (_is_name_char(text[j]) and text[j] != "-"):
-        raise QuerySyntaxError("invalid number literal", start, text)
-    lexeme = text[start:j]
-    return (float(lexeme) if is_float else int(lexeme)), j
-
-
 def _lex_path(text: str, i: int) -> tuple[list[str | int], int]:
     """name(.name | [digits])* — names may contain '-' and '$'."""
     n = len(text)
     parts: list[str | int] = []
     j = i
-    while j < n and _is_name_char(text[j]):
+    while j < n and is_name_char(text[j]):
         j += 1
     parts.append(text[i:j])
     while j < n:
-        if text[j] == "." and j + 1 < n and _is_name_start(text[j + 1]):
+        if text[j] == "." and j + 1 < n and is_name_start(text[j + 1]):
             k = j + 1
-            while k < n and _is_name_char(text[k]):
+            while k < n and is_name_char(text[k]):
                 k += 1
             parts.append(text[j + 1 : k])
             j = k

@@ -43,7 +43,7 @@ class FakeCredential:
         return AccessToken("fake-token", int(time.time()) + 3600)
 
 
-class Rig:
+class AdtInstance:
     """One function instance: the pipeline over the real ADT client over the fault transport."""
 
     def __init__(self, transport: FaultTransport) -> None:
@@ -75,9 +75,9 @@ class Rig:
             assert request.headers.get("If-None-Match") == "*", f"PUT that could overwrite: {request}"
 
 
-def rig_with_twin(*faults: Any) -> Rig:
+def rig_with_twin(*faults: Any) -> AdtInstance:
     transport = FaultTransport()
-    rig = Rig(transport)
+    rig = AdtInstance(transport)
     first = rig.deliver([factory.lifecycle("dev-1", second=1), factory.connection("dev-1", 1, second=1)])
     assert first.counts()["applied"] == 2
     transport.script = list(faults)
@@ -162,7 +162,7 @@ def test_patch_applied_then_timeout_is_resolved_by_rereading() -> None:
 
 def test_create_applied_then_timeout_creates_once() -> None:
     transport = FaultTransport([apply_then_timeout("PUT")])
-    rig = Rig(transport)
+    rig = AdtInstance(transport)
     result = rig.deliver([factory.lifecycle("dev-9", second=1), factory.telemetry("dev-9", {"co2": 1.5}, second=2)])
     assert outcomes(result) == ["applied", "applied"]
     puts = transport.writes("PUT")
@@ -205,7 +205,7 @@ def test_fault_storm_many_events_no_loss_no_double_apply() -> None:
     of one group is what an invocation takes (the fake clock is shared, so mixing devices would add them up).
     """
     transport = FaultTransport()
-    rig = Rig(transport)
+    rig = AdtInstance(transport)
     devices = [f"dev-{i}" for i in range(6)]
     rig.deliver([factory.lifecycle(d, second=1) for d in devices])
     queues: dict[str, list[dict[str, Any]]] = {d: [] for d in devices}

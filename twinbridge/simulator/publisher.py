@@ -90,7 +90,7 @@ class Chaos:
 
 
 @dataclass
-class Delivery:
+class ScheduledDelivery:
     events: list[dict[str, Any]]
     due: float
     publish_time: str
@@ -165,8 +165,8 @@ class LocalEventGridPublisher:
         self._oldest_pending = 0.0
         self.stats = PublisherStats()
         self._pending: list[dict[str, Any]] = []
-        self._scheduled: list[Delivery] = []
-        self._in_flight: dict[Future[tuple[int | None, str]], Delivery] = {}
+        self._scheduled: list[ScheduledDelivery] = []
+        self._in_flight: dict[Future[tuple[int | None, str]], ScheduledDelivery] = {}
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
         self._session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency)
@@ -253,20 +253,20 @@ class LocalEventGridPublisher:
 
     def _schedule(self, events: list[dict[str, Any]]) -> None:
         now = time.monotonic()
-        delivery = Delivery(events, now, _now_iso(), now)
+        delivery = ScheduledDelivery(events, now, _now_iso(), now)
         chaos = self.chaos
         if chaos is not None:
             if self.rng.random() < chaos.delay:
                 delivery.due = now + self.rng.uniform(0, chaos.max_delay)
                 self.stats.delayed += 1
             if self.rng.random() < chaos.duplicate:
-                twin = Delivery(list(events), now + self.rng.uniform(0, chaos.max_delay), delivery.publish_time, now,
-                                copy=True)
+                twin = ScheduledDelivery(list(events), now + self.rng.uniform(0, chaos.max_delay),
+                                         delivery.publish_time, now, copy=True)
                 self._scheduled.append(twin)
                 self.stats.duplicated += 1
         self._scheduled.append(delivery)
 
-    def _send(self, delivery: Delivery) -> tuple[int | None, str]:
+    def _send(self, delivery: ScheduledDelivery) -> tuple[int | None, str]:
         single_ce = self.schema == "cloudevents" and len(delivery.events) == 1
         if self.schema == "eventgrid":
             content_type = "application/json"
@@ -290,7 +290,7 @@ class LocalEventGridPublisher:
         status = response.status_code
         return status, "Success" if status in SUCCESS else OUTCOMES.get(status, "GenericError")
 
-    def _settle(self, delivery: Delivery, status: int | None, outcome: str) -> None:
+    def _settle(self, delivery: ScheduledDelivery, status: int | None, outcome: str) -> None:
         delivery.attempts += 1
         delivery.last_status, delivery.last_outcome, delivery.last_attempt_time = status, outcome, _now_iso()
         self.stats.posts += 1
@@ -311,7 +311,7 @@ class LocalEventGridPublisher:
         self.stats.retries += 1
         self._scheduled.append(delivery)
 
-    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+    def _dead_letter(self, delivery: ScheduledDelivery, reason: str) -> None:
         if self.deadletter_dir is None:
             self.stats.dropped += len(delivery.events)
             return
