@@ -190,8 +190,9 @@ class EgressCheck:
     problems: list[str] = field(default_factory=list)
 
 
-def check_egress(run_dir: Path) -> EgressCheck:
-    """Every notification the route filter selects is forwarded exactly once, and nothing else is."""
+def check_egress(run_dir: Path, sinks: list[Path] | None = None) -> EgressCheck:
+    """Every notification the route filter selects is forwarded exactly once, and nothing else is (``sinks``: the
+    JSON Lines files of every instance; default the run folder's egress.jsonl)."""
     from shared.filters.adt_route import compile_route_filter
     from shared.settings.app_config import AppConfig
 
@@ -200,7 +201,8 @@ def check_egress(run_dir: Path) -> EgressCheck:
     selects = compile_route_filter(route["filter"])
     emitted = _lines(run_dir / "notifications.jsonl")
     expected = Counter(e["id"] for e in emitted if selects.matches(e))
-    forwarded = Counter(r["event"]["id"] for r in _lines(run_dir / "egress.jsonl") if r["route"] == route["name"])
+    forwarded = Counter(r["event"]["id"] for sink in (sinks or [run_dir / "egress.jsonl"]) for r in _lines(sink)
+                        if r["route"] == route["name"])
     check = EgressCheck(len(emitted), sum(expected.values()), sum(forwarded.values()))
     for nid in sorted(set(expected) | set(forwarded)):
         if forwarded[nid] != 1 or nid not in expected:
