@@ -53,7 +53,8 @@ ATTRIBUTES: Final = ("specversion", "id", "source", "type", "subject", "time", "
                      "traceparent")
 AMQP_PREFIXES: Final = ("cloudEvents:", "cloudEvents_")
 PATCH_OPS: Final = frozenset({"add", "replace", "remove"})
-NO_TIME: Final = "0001-01-01T00:00:00Z"  # Event Grid schema telemetry's eventTime (Learn's example)
+NO_TIME: Final = "0001-01-01T00:00:00"  # Event Grid schema telemetry's eventTime (Learn's example: …Z; +00:00 once
+# the Functions binding has parsed and re-serialised it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,8 @@ def _from_eventgrid(raw: dict[str, Any], instance: str | None = None) -> dict[st
     host = instance or raw.get("topic")
     time = raw.get("eventTime")
     event: dict[str, Any] = {"specversion": "1.0", "id": raw.get("id"), "source": host, "type": kind,
-                             "subject": subject, "time": None if time == NO_TIME else time}
+                             "subject": subject,
+                             "time": None if isinstance(time, str) and time.startswith(NO_TIME) else time}
     if kind == TELEMETRY:
         # the twin id is the subject here; in CloudEvents it ends the source and subject is the component
         event["source"] = f"{host}/digitaltwins/{subject}" if isinstance(host, str) and isinstance(subject, str) \

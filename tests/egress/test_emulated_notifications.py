@@ -141,3 +141,24 @@ def test_router_forwards_each_notification_once_whatever_schema_it_came_in(emitt
     assert sorted(e["id"] for e in forwarded) == sorted(e["id"] for e in emitted.cloudevents)
     telemetry = [e for e in forwarded if e["type"] == TELEMETRY]
     assert {e["source"] for e in telemetry} == {f"{HOST}/digitaltwins/room1"}
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+def test_through_the_functions_event_grid_binding_every_notification_reads_the_same(emitted: Emitted,
+                                                                                    schema: str) -> None:
+    """The door rebuilds the wire event from the binding's typed object (``to_notification``): the binding turns
+    ``eventTime`` into a datetime, so the placeholder comes back as 0001-01-01T00:00:00+00:00 — still no time."""
+    from azure.functions.eventgrid import EventGridEventInConverter
+    from azure.functions.meta import Datum
+
+    from functions.route_twin_changes import to_notification
+
+    events = emitted.eventgrid if schema == "eventgrid" else emitted.cloudevents
+    for raw, cloud in zip(events, emitted.cloudevents, strict=True):
+        bound = EventGridEventInConverter.decode(Datum(orjson.dumps(raw).decode(), "json"), trigger_metadata=None)
+        notification = read_notification(to_notification(bound), instance=HOST)
+        direct = read_notification(cloud, instance=HOST)
+        assert (notification.forwarding_id, notification.twin_id, notification.type) == \
+            (direct.forwarding_id, direct.twin_id, direct.type)
+        assert (notification.time is None) == (direct.time is None)
+        assert notification.data == direct.data
