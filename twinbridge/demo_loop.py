@@ -50,7 +50,8 @@ class EmulatorProcess:
 
     def __init__(self, run_dir: Path, host_port: int, log_path: Path) -> None:
         endpoints = {
-            "app": {"kind": "webhook", "schema": "eventgrid", "lanes": 8,
+            # duplicate: 2% delivered twice, as at-least-once delivery may; the app must forward them once
+            "app": {"kind": "webhook", "schema": "eventgrid", "lanes": 8, "duplicate": 0.02,
                     "url": f"http://127.0.0.1:{host_port}/runtime/webhooks/eventgrid?functionName=route_twin_changes",
                     "deadletter": str(run_dir / "deadletter-adt.jsonl")},
             "audit": {"kind": "jsonl", "schema": "cloudevents", "path": str(run_dir / "notifications.jsonl")},

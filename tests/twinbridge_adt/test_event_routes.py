@@ -200,3 +200,22 @@ def test_a_request_traceparent_carries_into_the_notifications(routed: tuple[Emul
 def test_bad_endpoint_files_are_refused_with_the_field(document: Any, message: str) -> None:
     with pytest.raises(EndpointsError, match=message):
         parse_endpoints(document)
+
+
+def test_duplicate_redelivers_a_fraction_and_parses(tmp_path: Path) -> None:
+    from shared.adapters.twins.embedded import TwinGraph
+    from twinbridge.adt.endpoints import RouteDispatcher
+
+    endpoints = parse_endpoints({"f": {"kind": "jsonl", "path": "out.jsonl", "duplicate": 0.5}}, tmp_path)
+    graph = TwinGraph()
+    dispatcher = RouteDispatcher(graph, endpoints, "127.0.0.1:1")
+    graph.add_models([MODEL])
+    graph.put_event_route("all", {"endpointName": "f", "filter": "true"})
+    for i in range(40):
+        graph.put_twin(f"d{i}", {"$metadata": {"$model": ROOM}})
+    assert dispatcher.drain(10)
+    ids = [orjson.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    twice = dispatcher.snapshot()["endpoints"]["f"]["duplicated"]
+    assert 5 < twice < 35 and len(ids) == 40 + twice and len(set(ids)) == 40
+    with pytest.raises(EndpointsError, match="duplicate"):
+        parse_endpoints({"f": {"kind": "jsonl", "path": "x", "duplicate": 2}})

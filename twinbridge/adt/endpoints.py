@@ -32,6 +32,7 @@ Delivery (Learn concepts-route-events: at least once; Event Grid delivery-and-re
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
@@ -78,6 +79,7 @@ class Endpoint:
     max_attempts: int = 30
     timeout: float = 30.0
     deadletter: str | None = None
+    duplicate: float = 0.0  # fraction delivered twice (at least once allows it; tests the receiver's dedupe)
 
 
 def parse_endpoints(data: Any, base: Path | None = None) -> dict[str, Endpoint]:
@@ -94,7 +96,7 @@ def parse_endpoints(data: Any, base: Path | None = None) -> dict[str, Endpoint]:
         kind = spec.get("kind", "webhook")
         schema = spec.get("schema", "eventgrid" if kind == "webhook" else "cloudevents")
         unknown = set(spec) - {"kind", "schema", "url", "path", "ca", "headers", "validate", "topic", "lanes",
-                               "max_attempts", "timeout", "deadletter"}
+                               "max_attempts", "timeout", "deadletter", "duplicate"}
         if unknown:
             raise EndpointsError(f"{name}: unknown setting(s) {sorted(unknown)}")
 
@@ -132,8 +134,15 @@ def parse_endpoints(data: Any, base: Path | None = None) -> dict[str, Endpoint]:
             headers=dict(headers), validate=bool(spec.get("validate", True)), topic=str(spec.get("topic",
                                                                                               DEFAULT_TOPIC)),
             lanes=int(spec.get("lanes", 4)), max_attempts=int(spec.get("max_attempts", 30)),
-            timeout=float(spec.get("timeout", 30.0)), deadletter=resolve(spec.get("deadletter"), "deadletter"))
+            timeout=float(spec.get("timeout", 30.0)), deadletter=resolve(spec.get("deadletter"), "deadletter"),
+            duplicate=_fraction(spec.get("duplicate", 0.0), f"{name}.duplicate"))
     return found
+
+
+def _fraction(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise EndpointsError(f"{where}: a number from 0 to 1")
+    return float(value)
 
 
 def load_endpoints_file(path: str | Path) -> dict[str, Endpoint]:
@@ -192,6 +201,7 @@ class _Sender:
         self.stats = stats
         self.lock = threading.Lock()  # file writes; the validation handshake
         self.validated = not endpoint.validate or endpoint.kind != "webhook"
+        self.rng = random.Random(zlib.crc32(endpoint.name.encode()))  # duplicates: reproducible per endpoint
         self.local = threading.local()
         self.lanes = [_Lane(self, i) for i in range(endpoint.lanes if endpoint.kind == "webhook" else 1)]
         for lane in self.lanes:
@@ -218,6 +228,9 @@ class _Sender:
                 self.count("delivered")
                 if attempt > 1:
                     self.count("retried", attempt - 1)
+                if endpoint.duplicate and self._chance():
+                    self.count("duplicated")
+                    self.deliver_again(event)
                 return
             except _Refused as refused:
                 self._dead_letter(event, str(refused), attempt)
@@ -230,6 +243,20 @@ class _Sender:
                 log.info("endpoint %s: attempt %d for %s failed (%s); retry in %.2f s", endpoint.name, attempt,
                          event.get("id"), exc, delay)
                 time.sleep(delay)
+
+    def _chance(self) -> bool:
+        with self.lock:
+            return self.rng.random() < self.endpoint.duplicate
+
+    def deliver_again(self, event: dict[str, Any]) -> None:
+        """The same notification once more (a redelivery, as when an acknowledgement is lost)."""
+        try:
+            if self.endpoint.kind == "jsonl":
+                self._append(event)
+            else:
+                self._post(event, 2)
+        except Exception as exc:  # it was delivered once already: at least once holds
+            log.info("endpoint %s: duplicate of %s not delivered: %s", self.endpoint.name, event.get("id"), exc)
 
     def _dead_letter(self, event: dict[str, Any], reason: str, attempts: int) -> None:
         self.count("deadlettered")

@@ -259,7 +259,8 @@ def _loop_summary(stats: dict[str, Any], deliveries: dict[str, Any], egress: Any
     app = deliveries.get("endpoints", {}).get("app", {})
     say(f"adt emulator: {deliveries.get('notifications', 0)} notifications, {relater.created} relationships "
         f"created by the demo; event route to-app: {app.get('delivered', 0)} delivered "
-        f"({app.get('retried', 0)} retries, {app.get('deadlettered', 0)} dead-lettered)")
+        f"({app.get('duplicated', 0)} delivered twice on purpose, {app.get('retried', 0)} retries, "
+        f"{app.get('deadlettered', 0)} dead-lettered)")
     e = stats.get("egress", {})
     say(f"egress: {e.get('notifications', 0)} notifications received, {e.get('forwarded', 0)} forwarded to "
         f"{_rel(run_dir / 'egress.jsonl')}, {e.get('duplicates', 0)} skipped as duplicates, "
