@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint typecheck demo bench clean
+.PHONY: install test unit lint typecheck demo bench clean runtime-test
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -19,13 +19,48 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(if $(shell command -v npm),$(NODE_STAMP))
 
+# Python 3.13 for the real-runtime tier and the demo: the newest 3.13 under pyenv, else python3.13 on PATH
+# (discovered, never a fixed path; PY313=... overrides).
+PY313 ?= $(shell { ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3 | sort -V | tail -n1; \
+                   command -v python3.13; } 2>/dev/null | head -n1)
+VENV313 := .venv313
+STAMP313 := $(VENV313)/.installed
+# Built from requirements.txt ALONE first and every app module imported (tests/runtime/import_all.py: a package
+# imported but not declared fails here), then the tier's own tooling is added (tests/runtime/requirements.txt).
+$(STAMP313): requirements.txt tests/runtime/requirements.txt
+	@test -n "$(PY313)" || { echo "no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2; exit 1; }
+	rm -rf $(VENV313)
+	$(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	$(VENV313)/bin/python tests/runtime/import_all.py
+	cd tests/runtime && ../../$(VENV313)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP313)
+
+# The real-runtime tier (tests/runtime): every function indexed, loaded and invoked through azure-functions-runtime
+# on 3.13. Without a 3.13 it says so and skips — unless REQUIRE_PY313=1 (.ci/run), where that is a failure.
+REQUIRE_PY313 ?= 0
+runtime-test:
+ifeq ($(PY313),)
+	@if [ "$(REQUIRE_PY313)" = 1 ]; then \
+	  echo "== real-runtime tier cannot run: no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2; exit 1; fi; \
+	  echo "== real-runtime tier SKIPPED: no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2
+else
+	@$(MAKE) --no-print-directory $(STAMP313)
+	@echo "== real-runtime tier on $$($(VENV313)/bin/python --version) (azure-functions-runtime)"
+	@TWINBRIDGE_REQUIRE_REAL_RUNTIME=1 $(VENV313)/bin/python -m pytest -q -p no:cacheprovider \
+	  tests/runtime; $(PYTEST_OR_SAY)
+endif
+
 # The README's test command: lint, type-check, then the whole suite once (unit, property, contract, integration).
 # pytest's exit code 5 (no test collected) means a broken suite here: say so, and fail.
 PYTEST_OR_SAY = rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; fi; exit $$rc
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	@test -x .venv-checkov/bin/checkov || ($(PY) -m venv .venv-checkov && .venv-checkov/bin/pip install -q -r requirements-checkov.txt)
+	.venv-checkov/bin/checkov -d infra --framework arm --compact --quiet  # skips carry their reasons: docs/deploy.md
 	@$(BIN)/python -m pytest -q; $(PYTEST_OR_SAY)
+	@$(MAKE) --no-print-directory runtime-test
 
 unit: install
 	$(BIN)/python -m pytest -q -m "not integration"
@@ -36,11 +71,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-demo: install
+# The demo's local host runs on 3.13 through azure-functions-runtime when a 3.13 exists (twinbridge/commands/demo.py
+# picks .venv313), else on this venv's Python.
+demo: install $(if $(PY313),$(STAMP313))
 	$(BIN)/python -m twinbridge demo
 
 bench: install
 	$(BIN)/python -m twinbridge bench
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .run
+	rm -rf $(VENV) $(VENV313) .venv-checkov node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .run

@@ -2,6 +2,7 @@
 
 import azure.functions as func
 
+from functions.collect_dead_letters import bp as collect_dead_letters
 from functions.eventgrid_webhook import bp as eventgrid_webhook
 from functions.ingest_iothub_events import bp as ingest_iothub_events
 from functions.ingest_iothub_stream import bp as ingest_iothub_stream
@@ -16,3 +17,4 @@ app.register_functions(eventgrid_webhook)
 app.register_functions(ingest_iothub_stream)
 app.register_functions(reconcile_registry)
 app.register_functions(route_twin_changes)
+app.register_functions(collect_dead_letters)

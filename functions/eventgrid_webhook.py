@@ -17,6 +17,7 @@ from shared.doors.webhook_auth import KeySource, TokenPolicy, TokenRejected, ver
 from shared.errors import TransientError
 from shared.observability import run_batch
 from shared.settings.doors import DoorSettings
+from shared.settings.gc_tuning import note_input
 
 log = logging.getLogger("twinbridge.webhook")
 
@@ -60,7 +61,9 @@ def handle(req: func.HttpRequest) -> func.HttpResponse:
     refused = check_token(req, doors, app.token_keys)
     if refused is not None:
         return to_response(refused)
-    decision = decide_post(req.headers, req.get_body(), policy)
+    body = req.get_body()
+    note_input(len(body))  # large bodies: cyclic garbage collected by bytes, not only by object count
+    decision = decide_post(req.headers, body, policy)
     if isinstance(decision, Reply):
         return to_response(decision)
     assert isinstance(decision, Deliver)

@@ -1,23 +1,49 @@
 """Door: IoT Hub events delivered by an Event Grid subscription (Event Grid or CloudEvents 1.0 schema).
 
-Thin glue: the binding's object → the plain event dict in its own schema → the pipeline. Permanent failures are
-quarantined by the pipeline and the invocation succeeds; a transient failure raises so Event Grid redelivers.
+Thin glue: the event as delivered → the pipeline. Permanent failures are quarantined by the pipeline and the
+invocation succeeds; a transient failure raises so Event Grid redelivers.
+
+Why the parameter is ``str`` and not ``func.EventGridEvent``: the Python worker hands a ``str`` (or ``bytes``)
+parameter the binding's JSON text through its generic binding, without azure.functions' Event Grid converter
+(docs/doors.md, "Raw trigger binding"). That converter rejects, before any of our code runs, input we must
+quarantine instead (an array element that is not an object, an eventTime with a non-zero offset or garbage,
+envelope fields of the wrong type, a CloudEvents extension named ``self``): the invocation failed, Event Grid
+retried for 24 h and dead-lettered. Its time parser also keeps a ValueError's traceback in a reference cycle that
+holds the whole parsed event (up to 1 MB) until the cyclic collector runs (docs/performance.md, "Memory").
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import azure.functions as func
+import orjson
 
 from functions._bindings import to_plain_event
 from functions.runtime import current_app
 from shared.observability import run_batch
+from shared.settings.gc_tuning import note_input
 
 bp = func.Blueprint()
 
 
+def parse_delivered(event: str | bytes | func.EventGridEvent | func.CloudEvent) -> tuple[Any, int | None]:
+    """The delivered event as the pipeline takes it, and its size on the wire when known. JSON text is parsed
+    here; whatever it holds (an object or not) goes to the pipeline, which quarantines what is not an event.
+    Text that is not JSON at all goes as the text itself (quarantined NOT_AN_EVENT, kept whole for replay)."""
+    if isinstance(event, func.EventGridEvent | func.CloudEvent):  # tests and callers that build typed objects
+        return to_plain_event(event), None
+    size = len(event) if isinstance(event, bytes) else len(event.encode("utf-8", "surrogatepass"))
+    try:
+        return orjson.loads(event), size
+    except orjson.JSONDecodeError:
+        return event if isinstance(event, str) else event.decode("utf-8", "replace"), size
+
+
 @bp.function_name("ingest_iothub_events")
 @bp.event_grid_trigger(arg_name="event")
-def ingest_iothub_events(event: func.EventGridEvent) -> None:
-    events = [to_plain_event(event)]
-    report = run_batch("ingest_iothub_events", events, current_app().pipeline.process)
+def ingest_iothub_events(event: str) -> None:
+    parsed, size = parse_delivered(event)
+    note_input(size or 0)  # large events: cyclic garbage collected by bytes, not only by object count
+    report = run_batch("ingest_iothub_events", [parsed], lambda events: current_app().pipeline.process(events, [size]))
     report.raise_if_transient()

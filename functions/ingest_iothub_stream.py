@@ -10,6 +10,7 @@ the whole batch again — everything already applied is a duplicate (same event 
 from __future__ import annotations
 
 import logging
+import typing
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -98,10 +99,15 @@ def process_messages(messages: Sequence[StreamMessage]) -> dict[str, int]:
 # waits while Digital Twins is unavailable instead of skipping past events. Back-off 5 s … 5 min.
 @bp.retry(strategy="exponential_backoff", max_retry_count="-1", minimum_interval="00:00:05",
           maximum_interval="00:05:00")
+# typing.List, not list[...]: the Functions worker/runtime accepts only typing.List[...] for a batch trigger
+# (list[X] is not a type to its check, and the whole app then indexes 0 functions). tests/runtime proves it.
+# dataType binary: without it the host fails to bind a non-JSON body in a batch and replays it forever;
+# binary hands every body over as bytes (tests/runtime sends one that is not UTF-8).
 @bp.event_hub_message_trigger(arg_name="events", connection="IOTHUB_EVENTS_CONNECTION",
                               event_hub_name="%IOTHUB_EVENTS_NAME%", cardinality=func.Cardinality.MANY,
+                              data_type=func.DataType.BINARY,
                               consumer_group="%IOTHUB_EVENTS_CONSUMER_GROUP%")
-def ingest_iothub_stream(events: list[func.EventHubEvent]) -> None:
+def ingest_iothub_stream(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006
     messages = to_messages(events)
     try:
         process_messages(messages)  # its summary line and metrics: shared/observability.py

@@ -30,6 +30,13 @@ class Code(StrEnum):
     BODY_NOT_JSON = "BODY_NOT_JSON"
     VALUE_TOO_LARGE = "VALUE_TOO_LARGE"
     MAPPING_FAILED = "MAPPING_FAILED"
+    # issue 15: a value no JSON reader/writer of ours can carry (NaN/Infinity, integer beyond 64 bits, lone
+    # surrogate, nesting deeper than orjson's 254 levels, a non-JSON type), wherever it is; an ordering timestamp
+    # beyond now + the allowed clock skew; intake code that failed on this input (a bug, but never the batch's)
+    UNSUPPORTED_VALUE = "UNSUPPORTED_VALUE"
+    FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
+    INTAKE_FAILED = "INTAKE_FAILED"
+    DEAD_LETTERED = "DEAD_LETTERED"  # Event Grid gave up delivering it (its dead-letter blob, collected: issue 15)
     # permanent: the twin side
     TWIN_NOT_FOUND = "TWIN_NOT_FOUND"
     TWIN_REJECTED = "TWIN_REJECTED"

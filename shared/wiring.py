@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +25,7 @@ from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.doors.dead_letters import DeadLetterSource, FolderDeadLetters
 from shared.doors.webhook_auth import KeySource
 from shared.errors import ConfigError, Problem
 from shared.filters.config import build_event_filter
@@ -82,6 +83,12 @@ class App:
     def registry(self) -> Registry:
         """The IoT Hub registry (reconcile), built on first use: only the timer and the CLI read it."""
         return build_registry(self.settings.doors)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterSource | None:
+        """Where Event Grid's dead-letters are collected from (the collect_dead_letters timer and the CLI), built on
+        first use; None when neither a folder nor storage is configured (nothing to collect)."""
+        return build_dead_letter_source(self.settings)
 
     def reconciler(self, registry: Registry | None = None, clock: Callable[[], int] = utc_now_ticks) -> Reconciler:
         """A reconcile run's worker over this app's twins, state, applier and checkpoints (tests pass a registry)."""
@@ -235,6 +242,23 @@ def build_egress(app: App) -> EgressRouter:
     store = app.forwarding_store
     propagator = RulePropagator(egress.rules, app.twins, app.state) if egress.rules else None
     return EgressRouter(egress, sinks, store, app.quarantine, propagator, instance=adt_instance(app.settings))
+
+
+def build_dead_letter_source(settings: Settings, environ: Mapping[str, str] | None = None) -> DeadLetterSource | None:
+    """TWINBRIDGE_DEADLETTER_DIR (a folder, as the local publisher writes), else the dead-letter container
+    (TWINBRIDGE_DEADLETTER_CONTAINER, default eventgrid-deadletter) on the app's storage; None when neither."""
+    env = os.environ if environ is None else environ
+    folder = env.get("TWINBRIDGE_DEADLETTER_DIR")
+    if folder:
+        return FolderDeadLetters(folder)
+    if not (settings.storage_connection or settings.storage_account):
+        return None
+    from shared.adapters.quarantine.blob import DEFAULT_DEADLETTER_CONTAINER, BlobDeadLetters
+
+    container = env.get("TWINBRIDGE_DEADLETTER_CONTAINER") or DEFAULT_DEADLETTER_CONTAINER
+    return on_storage(settings, "TWINBRIDGE_DEADLETTER_CONTAINER", "dead-letter collection",
+                      lambda conn: BlobDeadLetters.from_connection_string(conn, container),
+                      lambda account: BlobDeadLetters.from_account(account, container))
 
 
 def build_forwarding_store(settings: Settings) -> ForwardingStore:

@@ -25,7 +25,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "twins": {"errors", "ports", "settings", "ingest", "quarantine_record"},
     "quarantine_record": {"errors", "ports"},
     "filters": {"errors"},
-    "doors": {"errors", "ingest", "twins"},
+    "doors": {"errors", "ports", "ingest", "twins", "quarantine_record"},  # dead_letters writes quarantine records
     "reconcile": {"errors", "ports", "ingest", "twins"},
     "egress": {"errors", "ports", "ingest", "twins", "filters", "quarantine_record", "observability"},
     "observability": {"errors"},

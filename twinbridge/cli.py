@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import twinbridge.commands as commands_pkg
+from shared.adapters.twins.embedded_graph import TwinGraphFileError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,3 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except TwinGraphFileError as exc:  # a corrupt or locked twin graph file: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

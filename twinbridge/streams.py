@@ -1,61 +1,24 @@
-"""Reading event streams without holding them in memory: a JSON array (streamed with ijson) or JSON Lines.
-
-Each item comes with its size in bytes when it is known (JSON Lines), so the size guard sees what was received.
-A line that is not JSON is yielded as ``Unparsable`` so the caller can quarantine it and go on.
+"""Reading recorded event streams without holding them in memory: the file is memory-mapped and cut into its
+top-level elements by shared/ingest/json_elements.py (arrays, JSON Lines, one event, pretty-printed, BOM), each
+parsed on
+its own; an element that is not JSON comes as ``Unparsable`` for the caller to quarantine, and the stream goes on.
 """
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
 
-import ijson
-import orjson
+from shared.ingest.json_elements import Item, Unparsable, iter_elements
 
-
-@dataclass(frozen=True, slots=True)
-class Unparsable:
-    text: str
-    error: str
-    line: int
-
-
-Item = tuple[Any, int | None]
+__all__ = ["Item", "Unparsable", "read_events"]
 
 
 def read_events(path: str | Path) -> Iterator[Item | tuple[Unparsable, int]]:
-    """Yield (event, size) pairs from a JSON array or JSON Lines file ('-' is not supported: give a file)."""
+    """Yield (event, size) pairs, or (Unparsable, size) for an element that is not JSON ('-' is not supported)."""
     with open(path, "rb") as stream:
-        first = _first_significant_byte(stream)
-        stream.seek(0)
-        if first == b"[":
-            yield from _array(stream)
-        else:
-            yield from _lines(stream)
-
-
-def _first_significant_byte(stream: BinaryIO) -> bytes:
-    while True:
-        chunk = stream.read(1)
-        if not chunk or not chunk.isspace():
-            return chunk
-
-
-def _array(stream: BinaryIO) -> Iterator[Item]:
-    # use_float: numbers as float, as orjson and json.loads give (ijson's default would be Decimal).
-    for event in ijson.items(stream, "item", use_float=True):
-        yield event, None
-
-
-def _lines(stream: BinaryIO) -> Iterator[Item | tuple[Unparsable, int]]:
-    for number, line in enumerate(stream, start=1):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        try:
-            yield orjson.loads(stripped), len(stripped)
-        except orjson.JSONDecodeError as exc:
-            text = stripped[:200].decode("utf-8", "replace")
-            yield Unparsable(text, str(exc), number), len(stripped)
+        if stream.seek(0, 2) == 0:
+            return
+        with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            yield from iter_elements(buf)

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from shared.ingest.json_elements import iter_elements
 from shared.outcome import Outcome
 from shared.twins.pipeline import BatchReport
 
@@ -97,7 +98,12 @@ def decide_post(headers: Mapping[str, str], body: bytes, policy: WebhookPolicy) 
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return _error(400, "MALFORMED_JSON", f"body is not JSON: {exc}")
+        # A complete array orjson refuses because of one element (a lone-surrogate escape, NaN, nesting past 1024
+        # levels): each element on its own, so the bad one is quarantined (MALFORMED_JSON or UNSUPPORTED_VALUE)
+        # and its neighbours are applied. A body that is broken as a whole still gets 400.
+        parsed = _elements_one_by_one(body)
+        if parsed is None:
+            return _error(400, "MALFORMED_JSON", f"body is not JSON: {exc}")
     events = parsed if isinstance(parsed, list) else [parsed]
     if not any(isinstance(e, dict) for e in events):
         # Not one object: this is not events at all. (Single bad elements of an array are quarantined instead.)
@@ -105,6 +111,13 @@ def decide_post(headers: Mapping[str, str], body: bytes, policy: WebhookPolicy) 
     if kind == VALIDATION:
         return _validation_reply(events)
     return Deliver(events, subscription)
+
+
+def _elements_one_by_one(body: bytes) -> list[Any] | None:
+    if not body.rstrip().endswith(b"]"):
+        return None  # not a complete array (e.g. a body that ends early): refused as a whole
+    elements = [value for value, _ in iter_elements(body)]
+    return elements if any(isinstance(e, dict) for e in elements) else None
 
 
 def _validation_reply(events: list[Any]) -> Reply:

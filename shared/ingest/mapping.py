@@ -137,6 +137,9 @@ class Mapper:
         out: dict[str, Any] = {}
         for name, accepts in plan:
             value = body[name]
+            if type(value) is float and not math.isfinite(value):
+                # One code for one problem on every door: the webhook's parser refuses NaN, the trigger's reads it.
+                raise PermanentError.at(Code.UNSUPPORTED_VALUE, f"data.body.{name}", f"{value!r} is not a JSON number")
             if value is not None and accepts(value):  # each plan's check refuses objects and arrays
                 if isinstance(value, str):
                     self._check_size(name, value)
@@ -181,7 +184,7 @@ class Mapper:
             if value is _MISSING or value is None:
                 continue
             if not _finite(value):
-                raise PermanentError.at(Code.MAPPING_FAILED, f"data.body.{f.source_text}",
+                raise PermanentError.at(Code.UNSUPPORTED_VALUE, f"data.body.{f.source_text}",
                                         f"{value!r} is not a JSON number")
             if known:
                 declared = self._catalog.property_type(target.model_id, f.target)

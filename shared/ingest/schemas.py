@@ -16,7 +16,10 @@ from shared.ingest.events import Kind
 # IoT Hub device ids: case-sensitive, up to 128 ASCII characters from this set. The current registry docs forbid
 # '+' and '#' for *new* devices; older devices may still carry them, so the reader accepts the legacy superset.
 DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9\-:.+%_#*?!(),=@;$']+$")]
-HexSequence = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[0-9A-Fa-f]+$")]
+# IoT Hub's connection sequence numbers: hex text of a 256-bit number, i.e. at most 64 hex digits (docs/reliability.md,
+# "Sequence numbers"). Longer text is not IoT Hub's and would pin the connection state above any real event.
+SEQUENCE_HEX_DIGITS = 64
+HexSequence = Annotated[str, StringConstraints(min_length=1, max_length=SEQUENCE_HEX_DIGITS, pattern=r"^[0-9A-Fa-f]+$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 

@@ -75,3 +75,10 @@ def ticks_to_iso(ticks: int) -> str:
     seconds, rest = divmod(ticks, TICKS_PER_SECOND)
     moment = _EPOCH + timedelta(seconds=seconds)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{rest:07d}Z"
+
+
+UNIX_EPOCH_TICKS = 621_355_968_000_000_000  # 1970-01-01T00:00:00Z in ticks
+
+
+def unix_to_ticks(seconds: float) -> int:
+    return UNIX_EPOCH_TICKS + int(seconds * TICKS_PER_SECOND)

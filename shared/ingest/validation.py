@@ -90,11 +90,40 @@ def hub_name_of(topic: str) -> str | None:
     return name if name and "/" not in name else None
 
 
-def _problems_from(exc: ValidationError, prefix: str) -> list[Problem]:
-    out = []
+def _wire_path(data: Any, loc: tuple[int | str, ...], missing: bool) -> list[str | int]:
+    """The parts of a pydantic error location that name fields of the input. pydantic also puts the member of a
+    union or a constrained type into the location (``json-or-python[json=dict[any,any],...]``, ``str``,
+    ``constrained-str``): those name no field of the event, so only keys and indexes the input really has (or the
+    missing key itself) are kept."""
+    parts: list[str | int] = []
+    current = data
+    for i, part in enumerate(loc):
+        in_dict = isinstance(current, dict) and part in current
+        if in_dict or (isinstance(current, list) and isinstance(part, int) and -len(current) <= part < len(current)):
+            current = current[part]
+        elif missing and i == len(loc) - 1 and isinstance(current, dict):
+            pass  # the required key that is absent
+        else:
+            continue
+        parts.append(part)
+    return parts
+
+
+def _problems_from(exc: ValidationError, data: Any, prefix: str) -> list[Problem]:
+    """One problem per field path; a union's alternatives become one message ("... or a valid string")."""
+    by_path: dict[str, list[str]] = {}
     for err in exc.errors(include_url=False):
-        path = ".".join(str(part) for part in (prefix, *err["loc"]) if part != "")
-        out.append(Problem(path, err["msg"]))
+        parts = _wire_path(data, tuple(err["loc"]), err["type"] == "missing")
+        path = prefix
+        for part in parts:
+            path = f"{path}[{part}]" if isinstance(part, int) else f"{path}.{part}"
+        messages = by_path.setdefault(path, [])
+        if err["msg"] not in messages:
+            messages.append(err["msg"])
+    out = []
+    for path, messages in by_path.items():
+        head, rest = messages[0], [m.removeprefix("Input should be ") for m in messages[1:]]
+        out.append(Problem(path, " or ".join([head, *rest])))
     return out
 
 
@@ -113,8 +142,8 @@ def validate_event(raw: dict[str, Any], envelope: Envelope) -> IotHubEvent:
         raise PermanentError(Code.SCHEMA_INVALID, f"invalid {envelope.event_type} event", tuple(problems))
     try:
         data = VALIDATE_DATA[kind](data)
-    except ValidationError as exc:
-        problems.extend(_problems_from(exc, "data"))
+    except ValidationError as invalid:  # not `exc`: compiled, one name holds one type per function
+        problems.extend(_problems_from(invalid, data, "data"))
         raise PermanentError(Code.SCHEMA_INVALID, f"invalid {envelope.event_type} event", tuple(problems)) from None
 
     event: IotHubEvent

@@ -51,6 +51,9 @@ class Limits(_Section):
     max_body_bytes: int = Field(default=262_144, gt=0)  # IoT Hub: 256 KB per device-to-cloud message
     max_string_bytes: int = Field(default=4_096, gt=0)  # ADT: 4 KB per string property (UTF-8)
     max_patch_bytes: int = Field(default=32_768, gt=0)  # ADT: 32 KB per PATCH body
+    # Ordering keys (event time, enqueued time) later than now + this are refused (FUTURE_TIMESTAMP): one event
+    # stamped 9999-12-31 would otherwise win over every real event for good. docs/reliability.md, "Clock skew".
+    max_clock_skew_seconds: int = Field(default=3_600, ge=0)
 
 
 class TwinSection(_Section):

@@ -40,11 +40,34 @@ class Mark:
     ticks: int  # when it happened, to compare with a tombstone
 
     def to_data(self) -> list[Any]:
-        return [list(self.order), self.value, self.event_id, self.ticks]
+        return [[encode_key_part(part) for part in self.order], self.value, self.event_id, self.ticks]
 
     @classmethod
     def from_data(cls, data: list[Any]) -> Mark:
-        return cls(tuple(data[0]), data[1], data[2], data[3])
+        return cls(tuple(decode_key_part(part) for part in data[0]), data[1], data[2], data[3])
+
+
+# Stored ordering keys must survive JSON and every store exactly. IoT Hub's connection sequence numbers are 256-bit
+# numbers (64 hex digits, docs/reliability.md): far beyond the signed 64 bits a JSON number, orjson or a Table
+# property carries. So an integer part outside that range is stored as text, tagged ({"x": "<hex>"}) so that it can
+# never be mistaken for a string part (telemetry keys hold event ids), and read back as the same integer: compared
+# as a number in memory, lossless at rest. Integers inside the range stay plain (the format of earlier shadows).
+_INT64 = range(-(2**63), 2**63)
+_HEX_TAG = "x"
+
+
+def encode_key_part(part: int | str) -> int | str | dict[str, str]:
+    if type(part) is int and part not in _INT64:
+        return {_HEX_TAG: format(part, "x")}
+    return part
+
+
+def decode_key_part(part: Any) -> int | str:
+    if isinstance(part, dict):
+        return int(part[_HEX_TAG], 16)
+    if isinstance(part, int | str):
+        return part
+    raise ValueError(f"unexpected ordering key part {part!r} in stored state")
 
 
 @dataclass(slots=True)

@@ -113,6 +113,13 @@ class Pipeline:
             except PermanentError as exc:
                 results[index] = self._quarantine(index, raw, exc)
                 continue
+            except Exception as failure:
+                # Not a known kind of bad input: a gap in intake's checks. Logged with its traceback to be fixed,
+                # and the event quarantined (replayable once fixed) instead of taking its neighbours down.
+                log.exception("intake failed on event %d of the batch", index)
+                gap = PermanentError.at(Code.INTAKE_FAILED, "", f"intake failed: {type(failure).__name__}")
+                results[index] = self._quarantine(index, raw, gap)
+                continue
             envelope = accepted.envelope
             if not isinstance(accepted, Accepted):
                 results[index] = EventResult(index, envelope.id, envelope.event_type, Outcome.FILTERED,

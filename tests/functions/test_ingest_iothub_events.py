@@ -95,3 +95,78 @@ def test_transient_failure_raises_so_event_grid_redelivers(installed, monkeypatc
     monkeypatch.undo()
     ingest_iothub_events(converted(factory.connection("d4", 1)))  # the redelivery
     assert installed.user_twins()["d4"]["connectionState"] == "Connected"
+
+
+# ---- the raw binding (issue 15 §5): input azure.functions' converter cannot convert reaches the pipeline ----------
+def delivered(raw):
+    """What the worker hands a ``str`` parameter: the event's JSON text (generic binding, no converter)."""
+    return raw if isinstance(raw, str) else orjson.dumps(raw).decode()
+
+
+def test_the_trigger_parameter_is_raw_text_so_the_worker_skips_the_converter():
+    import typing
+
+    from twinbridge.localhost.server import event_grid_value
+
+    door = FUNCTIONS["ingest_iothub_events"]
+    assert typing.get_type_hints(door.user_function)["event"] is str
+    assert event_grid_value(door, '{"id": "x"}') == '{"id": "x"}'
+
+
+def _offset_time():
+    raw = factory.connection("d5", 1)
+    raw["eventTime"] = "2026-11-23T10:00:00+02:00"
+    return raw
+
+
+def _garbage_time():
+    raw = factory.connection("d5", 1)
+    raw["eventTime"] = "yesterday-ish"
+    return raw
+
+
+def _wrong_types():
+    raw = factory.connection("d5", 1)
+    raw["eventTime"], raw["subject"] = 1764547200, ["devices", "d5"]
+    return raw
+
+
+def _self_extension():
+    raw = factory.to_cloudevent(factory.connection("d5", 1))
+    raw["self"] = "x"
+    return raw
+
+
+# name → (input the converter raises on, whether our pipeline applies it: valid events that only the library's
+# parser refuses must be applied; the rest quarantined with a code)
+UNCONVERTIBLE = {"not an object": (42, False), "array element list": ([1, 2], False),
+                 "offset eventTime": (_offset_time(), True), "garbage eventTime": (_garbage_time(), False),
+                 "wrong-typed envelope": (_wrong_types(), False),
+                 "CloudEvents extension 'self'": (_self_extension(), True)}
+
+
+@pytest.mark.parametrize("name", list(UNCONVERTIBLE))
+def test_input_the_converter_rejects_reaches_the_pipeline(installed, name):
+    raw, valid = UNCONVERTIBLE[name]
+    with pytest.raises((TypeError, ValueError, AttributeError)):  # the library's converter cannot take it
+        converted(raw)
+    ingest_iothub_events(delivered(raw))  # does not raise: no 500, no 24 h of retries
+    records = list(installed.quarantine)
+    if valid:
+        assert records == [] and installed.user_twins()["d5"]["connectionState"] == "Connected", name
+    else:
+        assert len(records) == 1 and records[0].code, name
+        assert installed.user_twins() == {}
+
+
+def test_text_that_is_not_json_is_quarantined_whole(installed):
+    ingest_iothub_events("{not json")
+    [record] = list(installed.quarantine)
+    assert record.code == Code.NOT_AN_EVENT or record.code == Code.MALFORMED_JSON
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_documented_samples_apply_through_the_raw_binding(installed, name, schema):
+    ingest_iothub_events(delivered(load_event(name, schema)))
+    assert list(installed.quarantine) == [], [r.code for r in installed.quarantine]

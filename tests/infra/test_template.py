@@ -93,14 +93,16 @@ def test_resource_names_never_use_runtime_values() -> None:
 # hosting, identity, storage, telemetry
 
 
-def test_function_app_is_linux_python_311_on_flex_consumption_with_a_system_identity() -> None:
+def test_function_app_is_linux_python_on_flex_consumption_with_a_system_identity() -> None:
     plan = one("Microsoft.Web/serverfarms")
     assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"} and plan["properties"]["reserved"] is True
     site = one("Microsoft.Web/sites")
     assert site["kind"] == "functionapp,linux"
     assert site["identity"] == {"type": "SystemAssigned"}
     config = site["properties"]["functionAppConfig"]
-    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    assert config["runtime"] == {"name": "python", "version": "[parameters('pythonVersion')]"}
+    python = TEMPLATE["parameters"]["pythonVersion"]
+    assert python["defaultValue"] == "3.13" and python["allowedValues"] == ["3.11", "3.13"]
     assert config["deployment"]["storage"]["authentication"] == {"type": "SystemAssignedIdentity"}
     assert site["properties"]["httpsOnly"] is True
     assert site["properties"]["siteConfig"]["ftpsState"] == "Disabled"

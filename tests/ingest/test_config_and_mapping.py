@@ -129,7 +129,12 @@ def test_telemetry_cannot_set_the_connection_property():
 def test_values_no_twin_can_hold_are_refused():
     mapper = Mapper(AppConfig.from_data({"twin": {"device_model": "dtmi:custom:Unknown;1"}}), CATALOG)
     target = mapper.target(event())
-    assert mapper.telemetry_fields(target, {"a": float("nan"), "b": float("inf"), "c": 1.5}) == {"c": 1.5}
+    assert mapper.telemetry_fields(target, {"c": 1.5, "d": 2**63 - 1}) == {"c": 1.5, "d": 2**63 - 1}
+    # NaN is no JSON: the same code as on the doors whose parser refuses it (issue 15), not a silent drop
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(PermanentError) as caught:
+            mapper.telemetry_fields(target, {"c": 1.5, "a": bad})
+        assert (caught.value.code, caught.value.path) == (Code.UNSUPPORTED_VALUE, "data.body.a")
     from shared.ingest.dtdl import PropertyType
     assert not PropertyType("integer").accepts(2**31) and PropertyType("long").accepts(2**31)
     assert not PropertyType("long").accepts(2**63) and not PropertyType("double").accepts(float("nan"))

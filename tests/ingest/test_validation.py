@@ -36,6 +36,17 @@ def test_sequence_number_is_a_hex_number():
     assert validate_event(lower, read_envelope(lower)).sequence == 0x1D4
 
 
+def test_sequence_numbers_longer_than_iot_hubs_256_bits_are_refused():
+    raw = load_event("device_connected")
+    longest = dict(raw, data={**raw["data"], "deviceConnectionStateEventInfo": {"sequenceNumber": "F" * 64}})
+    assert validate_event(longest, read_envelope(longest)).sequence == 2**256 - 1
+    longer = dict(raw, data={**raw["data"], "deviceConnectionStateEventInfo": {"sequenceNumber": "0" + "F" * 64}})
+    with pytest.raises(PermanentError) as caught:
+        validate_event(longer, read_envelope(longer))
+    assert caught.value.code is Code.SCHEMA_INVALID
+    assert caught.value.path == "data.deviceConnectionStateEventInfo.sequenceNumber"
+
+
 def test_one_error_lists_every_problem_with_its_path():
     raw = load_event("device_created")
     raw["eventTime"] = "not a time"
@@ -87,3 +98,23 @@ def test_module_telemetry_carries_the_module_id():
     raw = load_event("device_telemetry")
     raw["data"]["systemProperties"]["iothub-connection-module-id"] = "tempSensor"
     assert validate_event(raw, read_envelope(raw)).module_id == "tempSensor"
+
+
+@pytest.mark.parametrize(("where", "value", "path"), [
+    (("data", "body"), 5, "data.body"),
+    (("data", "systemProperties", "iothub-connection-module-id"), 5,
+     "data.systemProperties.iothub-connection-module-id"),
+    (("data", "properties"), {"a": [1]}, "data.properties.a"),
+    (("data", "systemProperties", "iothub-connection-device-id"), "bad/id",
+     "data.systemProperties.iothub-connection-device-id"),
+])
+def test_field_paths_name_fields_of_the_event_never_pydantic_internals(where, value, path):
+    raw = load_event("device_telemetry")
+    target = raw
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    with pytest.raises(PermanentError) as caught:
+        validate_event(raw, read_envelope(raw))
+    assert [p.path for p in caught.value.problems] == [path]  # one problem per field, unions merged
+    assert "[" not in caught.value.problems[0].path and "str" not in caught.value.problems[0].path.split(".")

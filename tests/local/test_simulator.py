@@ -223,3 +223,11 @@ def test_retired_devices_send_a_late_deletion_and_nothing_more() -> None:
     for event in [*deletions, *reversed(before), *after]:
         expectation.observe(event.id, fleet.effects[event.id])
     assert retired == expectation.deleted and not retired & set(expectation.twins)
+
+
+
+def test_sequence_numbers_are_real_format_64_hex_digits_beyond_64_bits() -> None:
+    # IoT Hub's are 256-bit numbers (Learn's sample ~2**200): the simulator must exercise what real hubs send.
+    numbers = [event["data"]["deviceConnectionStateEventInfo"]["sequenceNumber"] for event in wire_events(5, 300)
+               if event["eventType"] in CONNECTION]
+    assert numbers and all(len(n) == 64 and int(n, 16) >= 2**64 for n in numbers)

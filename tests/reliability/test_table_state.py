@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import string
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import responses
 from azure.data.tables import TableClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.state.table import MIN_RETENTION, ROW_KEY, TableStateStore, encode_key, pack, unpack
@@ -219,3 +222,64 @@ def test_table_state_without_storage_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="AzureWebJobsStorage"):
         build_state_store(Settings.from_env({"TWINBRIDGE_STATE_STORE": "table"}))
+
+
+# ---- IoT Hub's real sequence numbers (issue 15): 64 hex digits, a 256-bit number -------------------------------
+TICKS = 639_000_000_000_000_000  # a 2026 timestamp in ticks: inside 64 bits, as every real one is
+
+
+def seq_shadow(twin_id: str, seq: int, **fields: object) -> Shadow:
+    marks = {CONNECTION: Mark((seq,), True, f"e{seq}", TICKS)}
+    for name, value in fields.items():
+        marks[name] = Mark((seq, f"t{seq}"), value, f"t{seq}", TICKS)
+    return Shadow(twin_id, MODEL, marks)
+
+
+_TWIN_NUMBERS = itertools.count()
+DOC_SEQUENCE = "000000000000000001D4132452F67CE200000002000000000000000000000001"  # Learn's sample event
+
+
+def test_documented_sequence_number_round_trips_and_orders(store: StateStore) -> None:
+    big = int(DOC_SEQUENCE, 16)
+    assert big >= 2**64  # far beyond what a JSON number or a Table Int64 property carries
+    store.save(seq_shadow("dev-seq", big), None)
+    loaded = store.load("dev-seq")
+    assert loaded is not None
+    assert loaded[0].marks[CONNECTION].order == (big,)
+    assert loaded[0] == seq_shadow("dev-seq", big)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(alphabet="0123456789abcdefABCDEF", min_size=64, max_size=64), min_size=1, max_size=4))
+def test_64_hex_digit_sequence_numbers_survive_every_store(store: StateStore, hexes: list[str]) -> None:
+    """Every 64-hex-digit value is stored and read back as the same number, and compares as a number after."""
+    twin = f"dev-prop-{next(_TWIN_NUMBERS)}"  # hypothesis seeds `random`: a counter keeps ids distinct
+    values = [int(h, 16) for h in hexes]
+    etag = store.save(seq_shadow(twin, values[0], temp=1.5), None)
+    for value in values[1:]:
+        loaded = store.load(twin)
+        assert loaded is not None
+        etag = store.save(seq_shadow(twin, value, temp=1.5), loaded[1])
+    loaded = store.load(twin)
+    assert loaded is not None and loaded[1] == etag
+    got = loaded[0]
+    assert got.marks[CONNECTION].order == (values[-1],)
+    assert got.marks["temp"].order == (values[-1], f"t{values[-1]}")
+    assert got == seq_shadow(twin, values[-1], temp=1.5)
+    # the stored number orders like the hex text it came from, whatever the case or leading zeros
+    for h in hexes:
+        assert (got.marks[CONNECTION].order < (int(h, 16),)) == (values[-1] < int(h, 16))
+
+
+def test_a_string_order_part_that_looks_like_the_tag_stays_a_string() -> None:
+    marks = {"temp": Mark((5, '{"x": "ff"}'), 1, "e", 5), CONNECTION: Mark((2**255 + 7,), True, "c", 5)}
+    packed = unpack(pack(Shadow("dev-tag", MODEL, marks)))
+    assert packed.marks["temp"].order == (5, '{"x": "ff"}')
+    assert packed.marks[CONNECTION].order == (2**255 + 7,)
+
+
+def test_shadows_written_before_the_text_encoding_still_load() -> None:
+    import orjson
+    old = {"twin": "dev-old", "model": MODEL, "marks": {CONNECTION: [[123], True, "e", 9]}, "owned": []}
+    entity = {"d0": orjson.dumps(old), "encoding": "json", "chunks": 1}
+    assert unpack(entity).marks[CONNECTION].order == (123,)

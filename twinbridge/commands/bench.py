@@ -3,6 +3,9 @@
 A seeded workload of Event Grid IoT Hub events (raw JSON bytes: ~90 % JSON telemetry, 5 % base64 telemetry, 5 %
 lifecycle and connection events) through the real ``Pipeline`` (embedded twin graph, memory state). Measurement is
 pinned to one CPU core where the OS allows it. ``--replay-rss N`` instead measures the peak RSS of replaying N events.
+The full run also measures the peak RSS of the Event Grid trigger door (the local host in a child process) over
+``--large-events`` events of 950 KB (twinbridge/bench/large_events.py; target 300 MB); ``--large-events 0`` skips
+it, ``--large-only`` measures only that.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--replay-rss", type=int, metavar="N", help="only measure peak RSS of replaying N events")
     parser.add_argument("--core-only", action="store_true",
                         help="only the core pipeline's figures (the bench uses it for the pure-Python figure)")
+    parser.add_argument("--large-events", type=int, default=1000, metavar="N",
+                        help="950 KB events through the Event Grid trigger door for its peak RSS (1000; 0 skips)")
+    parser.add_argument("--large-only", action="store_true", help="only the large-event peak RSS figure")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.set_defaults(handler=run)
 
@@ -80,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
                                                                   args.batch_size)}
         _print(replayed, args.json)
         return 0 if replayed["replay_exit_code"] == 0 else 1
+    if args.large_only:
+        large = {"pinning": pinning, **_machine(), **_large(args)}
+        _print(large, args.json)
+        return 0 if large.get("large_ok") else 1
     started = time.perf_counter()
     # First with Python's own collector settings, for comparison; then as the app runs (shared/settings/gc_tuning.py).
     untuned = None if args.core_only else measure.run_core(min(args.events, 30_000), args.devices, args.batch_size,
@@ -121,11 +131,22 @@ def run(args: argparse.Namespace) -> int:
         figures["filter_evals_per_s"] = None
         figures["filter"] = "shared.filters.event_grid is not available"
     figures["peak_rss_mb"] = round(measure.peak_rss_mb(), 1)
+    if args.large_events > 0:
+        figures.update(_large(args))
     figures["bench_wall_s"] = round(time.perf_counter() - started, 1)
     figures["pinning"] = pinning
     figures.update(_machine())
     _print(figures, args.json)
     return 0
+
+
+def _large(args: argparse.Namespace) -> dict[str, Any]:
+    from twinbridge.bench.large_events import large_event_rss
+
+    figures = large_event_rss(args.large_events or 1000)
+    figures["large_ok"] = (figures["large_peak_rss_mb"] <= figures["large_target_peak_rss_mb"]
+                           and set(figures["large_http_statuses"]) == {"202"})
+    return figures
 
 
 def _print(figures: dict[str, Any], as_json: bool) -> None:

@@ -44,6 +44,21 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def host_python() -> str:
+    """The host child's Python: the 3.13 venv (``make runtime-test``/``make demo`` build it) when present, so the
+    demo runs through azure-functions-runtime as Azure does; else this Python (TWINBRIDGE_HOST_PYTHON overrides)."""
+    chosen = os.environ.get("TWINBRIDGE_HOST_PYTHON")
+    if chosen:
+        return chosen
+    venv313 = REPO / ".venv313" / "bin" / "python"
+    return str(venv313) if venv313.is_file() and (REPO / ".venv313" / ".installed").is_file() else sys.executable
+
+
+def host_label() -> str:
+    python = host_python()
+    return "Python 3.13 + azure-functions-runtime" if ".venv313" in python else f"{Path(python).name}, in-process"
+
+
 class HostProcess:
     """``python -m twinbridge host`` as a child process; its log goes to a file, its URL comes from stdout."""
 
@@ -52,7 +67,7 @@ class HostProcess:
                if not (k.startswith(("TWINBRIDGE_", "AzureWebJobs")) or k in ("ADT_URL",))}
         self.log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "twinbridge", "host", "--port", str(port), "--settings", str(settings),
+            [host_python(), "-m", "twinbridge", "host", "--port", str(port), "--settings", str(settings),
              "--outputs", str(outputs)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log,
             stdin=subprocess.DEVNULL)
         self.pid = self.process.pid
@@ -139,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
         write_settings(settings, run_dir, storage, TOPIC, demo_loop.host_settings(emulator, run_dir))
         host = HostProcess(settings, run_dir / "outputs", run_dir / "host.log", port)
         url = host.wait_ready(60)
-        say(f"local host: {url} (pid {host.pid}, log {_rel(run_dir / 'host.log')}), twins through the ADT adapter "
-            f"over HTTPS (ADT_CREDENTIAL=emulator)")
+        say(f"local host: {url} (pid {host.pid}, {host_label()}, log {_rel(run_dir / 'host.log')}), twins through "
+            f"the ADT adapter over HTTPS (ADT_CREDENTIAL=emulator)")
         relater = demo_loop.Relater(client)
         relater.start()
         say(f"simulating {args.devices} devices for {args.duration:g} s at {args.rate:g} events/s with chaos "

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("twinbridge.pipeline").setLevel(logging.WARNING)  # the host logs one line per invocation
-    from twinbridge.localhost.runtime import describe, start_local_host
+    from twinbridge.localhost.runtime import HostRefused, describe, start_local_host
     from twinbridge.localhost.settings_file import LocalSettings
 
     settings_path = args.settings
@@ -39,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
     port = args.port
     if port is None:
         port = LocalSettings.load(settings_path).port or 7071
-    running = start_local_host(settings_path=settings_path, port=port, host=args.bind, outputs_dir=args.outputs)
+    try:
+        running = start_local_host(settings_path=settings_path, port=port, host=args.bind, outputs_dir=args.outputs)
+    except HostRefused as exc:
+        # The real worker would serve no function at all: neither does this host.
+        print(f"Host refused to start: {exc}", file=sys.stderr, flush=True)
+        return 1
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

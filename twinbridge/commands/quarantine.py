@@ -73,7 +73,11 @@ def register(subparsers: Any) -> None:
     show.add_argument("--event", action="store_true", help="include the full original event (device data!)")
     replay = sub.add_parser("replay", help="send quarantined events through the pipeline again")
     replay.add_argument("--since", type=_iso, help="only records received at or after this ISO 8601 time")
-    for p in (listing, show, replay):
+    collect = sub.add_parser("collect-dead-letters",
+                             help="move Event Grid's dead-letters into the quarantine (code DEAD_LETTERED)")
+    collect.add_argument("--folder", help="a dead-letter folder (the local publisher's --deadletter-dir); default: "
+                                          "TWINBRIDGE_DEADLETTER_DIR, else the Blob container on AzureWebJobsStorage")
+    for p in (listing, show, replay, collect):
         p.add_argument("--config", help="app config (YAML/JSON); default: TWINBRIDGE_CONFIG or built-in defaults")
     parser.set_defaults(handler=run)
 
@@ -90,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
               "TWINBRIDGE_QUARANTINE=blob (with AzureWebJobsStorage) or jsonl (with TWINBRIDGE_QUARANTINE_FILE)",
               file=sys.stderr)
         return 2
+    if args.action == "collect-dead-letters":
+        return _collect(app, args.folder)
     if args.action == "list":
         for record in store.list(args.since):
             if args.json:
@@ -154,6 +160,29 @@ def replay(app: App, store: ReadableQuarantine, since: datetime | None = None) -
                 store.delete(record.record_id)
                 summary.resolved += 1
     return summary
+
+
+def _collect(app: App, folder: str | None) -> int:
+    from shared.doors.dead_letters import FolderDeadLetters, collect
+    from shared.errors import TransientError
+
+    source = FolderDeadLetters(folder) if folder else app.dead_letters
+    if source is None:
+        print("no dead-letter source: pass --folder, or set TWINBRIDGE_DEADLETTER_DIR or AzureWebJobsStorage",
+              file=sys.stderr)
+        return 2
+    total = 0
+    try:
+        while True:  # all of it, a bounded number of blobs at a time
+            report = collect(source, app.quarantine)
+            print(report.line())
+            total += report.blobs
+            if report.blobs == 0:
+                break
+    except TransientError as exc:
+        print(f"stopped: {exc} (the blobs not collected stay; run again)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _iso(text: str) -> datetime:

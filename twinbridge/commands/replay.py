@@ -2,7 +2,9 @@
 
 The same pipeline as the doors, against a fresh embedded twin graph and in-memory state, with a simulated
 broker: events that fail transiently are redelivered after the rest of the stream, up to ``--max-attempts``
-deliveries. Input is streamed (JSON Lines or a JSON array), so memory does not grow with the stream's length.
+deliveries. Input is streamed element by element (a JSON array, JSON Lines, or one event object; pretty-printed or
+not; with or without a UTF-8 BOM: twinbridge/streams.py), so memory does not grow with the stream's length, and an
+element that is not JSON is quarantined (MALFORMED_JSON, path "line N") while the rest goes on.
 Exit status: 0 when the stream was processed (quarantined events included), 2 for usage errors.
 """
 
@@ -17,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import ijson
 import orjson
 
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
@@ -102,24 +103,20 @@ def run(args: argparse.Namespace) -> int:
                 codes[result.code] += 1
 
     batch: list[tuple[Any, int | None, int]] = []
-    try:
-        for item, size in read_events(args.events):
-            seen += 1
-            if isinstance(item, Unparsable):
-                pipeline.reject(item.text, PermanentError.at(Code.MALFORMED_JSON, f"line {item.line}", item.error))
-                totals[Outcome.QUARANTINED.value] += 1
-                codes[Code.MALFORMED_JSON.value] += 1
-                continue
-            batch.append((item, size, 0))
-            if len(batch) >= args.batch_size:
-                deliver(batch)
-                batch = []
-            if not args.quiet and seen % PROGRESS_EVERY == 0:
-                rate = seen / (time.perf_counter() - started)
-                print(f"replay: {seen:,} events read ({rate:,.0f}/s)", file=sys.stderr)
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
-        print(f"replay: {args.events} is not a valid JSON array after {seen} events: {exc}", file=sys.stderr)
-        return 2
+    for item, size in read_events(args.events):
+        seen += 1
+        if isinstance(item, Unparsable):
+            pipeline.reject(item.text, PermanentError.at(Code.MALFORMED_JSON, f"line {item.line}", item.error))
+            totals[Outcome.QUARANTINED.value] += 1
+            codes[Code.MALFORMED_JSON.value] += 1
+            continue
+        batch.append((item, size, 0))
+        if len(batch) >= args.batch_size:
+            deliver(batch)
+            batch = []
+        if not args.quiet and seen % PROGRESS_EVERY == 0:
+            rate = seen / (time.perf_counter() - started)
+            print(f"replay: {seen:,} events read ({rate:,.0f}/s)", file=sys.stderr)
     if batch:
         deliver(batch)
     # The simulated broker: what failed transiently comes again after the rest of the stream.

@@ -91,32 +91,40 @@ def compile_route(template: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}/?$", re.IGNORECASE)
 
 
-def index_functions(app: func.FunctionApp, default_auth: str = "FUNCTION") -> dict[str, LocalFunction]:
-    """name (lower-case, as the host matches them) → LocalFunction. Call once per app."""
+def index_functions(app: func.FunctionApp, default_auth: str = "FUNCTION",
+                    functions: list[Any] | None = None) -> dict[str, LocalFunction]:
+    """name (lower-case, as the host matches them) → LocalFunction. ``functions``: the app's already fetched
+    get_functions() (it may be called only once per app); else it is called here."""
+    indexed: dict[str, LocalFunction] = {}
+    for function in app.get_functions() if functions is None else functions:
+        bindings = orjson.loads(function.get_function_json())["bindings"]
+        entry = local_function(str(function.get_function_name()), bindings, function.get_user_function(), default_auth)
+        indexed[entry.name.lower()] = entry
+    return indexed
+
+
+def local_function(name: str, bindings: list[dict[str, Any]], user: Callable[..., Any],
+                   default_auth: str = "FUNCTION") -> LocalFunction:
+    """One function from its binding JSON (function.json's ``bindings``)."""
     from twinbridge.localhost.settings_file import LocalSettings
 
-    indexed: dict[str, LocalFunction] = {}
-    for function in app.get_functions():
-        user = function.get_user_function()
-        name = function.get_function_name() or user.__name__  # the worker's default name
-        bindings = orjson.loads(function.get_function_json())["bindings"]
-        trigger = next(b for b in bindings if b["type"].endswith("Trigger") and b["direction"] == "IN")
-        entry = LocalFunction(
-            name=name, trigger=trigger,
-            inputs=[b for b in bindings if b["direction"] == "IN" and b is not trigger],
-            outputs=[b for b in bindings if b["direction"] == "OUT"],
-            user_function=user, parameters=frozenset(inspect.signature(user).parameters),
-            disabled=LocalSettings.disabled(name),
-        )
-        if entry.is_http:
-            template = trigger.get("route") or name
-            entry.route_template = template
-            entry.route = compile_route(template)
-            methods = trigger.get("methods")
-            entry.methods = frozenset(m.upper() for m in methods) if methods else None
-            entry.auth_level = str(trigger.get("authLevel") or default_auth).upper()
-        indexed[name.lower()] = entry
-    return indexed
+    trigger = next(b for b in bindings
+                   if str(b["type"]).endswith("Trigger") and str(b["direction"]).upper() == "IN")
+    entry = LocalFunction(
+        name=name, trigger=trigger,
+        inputs=[b for b in bindings if str(b["direction"]).upper() == "IN" and b is not trigger],
+        outputs=[b for b in bindings if str(b["direction"]).upper() == "OUT"],
+        user_function=user, parameters=frozenset(inspect.signature(user).parameters),
+        disabled=LocalSettings.disabled(name),
+    )
+    if entry.is_http:
+        template = trigger.get("route") or name
+        entry.route_template = template
+        entry.route = compile_route(template)
+        methods = trigger.get("methods")
+        entry.methods = frozenset(m.upper() for m in methods) if methods else None
+        entry.auth_level = str(trigger.get("authLevel") or default_auth).upper()
+    return entry
 
 
 class LocalOut(func.Out):  # type: ignore[type-arg]
@@ -206,11 +214,13 @@ class Invoker:
         self.sinks = sinks
         self.stats = stats
 
-    def invoke(self, function: LocalFunction, trigger_value: Any, detail: str = "") -> Invocation:
-        """Call the user function once; outputs are written only when it succeeds (as the worker does)."""
+    def invoke(self, function: LocalFunction, trigger_value: Any, detail: str = "", raw: Any = None) -> Invocation:
+        """Call the user function once; outputs are written only when it succeeds (as the worker does). ``raw``:
+        the trigger's input as it arrived (an Event Grid event dict, the admin input text), for invokers that bind
+        it themselves (twinbridge/localhost/runtime.py's RuntimeInvoker)."""
         started = time.perf_counter()
         try:
-            outcome = self._call(function, trigger_value)
+            outcome = self._call(function, trigger_value, raw)
         except Exception as exc:  # the host reports every failure; the function's own error is the message
             outcome = Invocation(False, error=exc)
         elapsed = (time.perf_counter() - started) * 1000
@@ -220,7 +230,7 @@ class Invoker:
                  function.trigger_type, f" {detail}" if detail else "", elapsed, status)
         return outcome
 
-    def _call(self, function: LocalFunction, trigger_value: Any) -> Invocation:
+    def _call(self, function: LocalFunction, trigger_value: Any, raw: Any = None) -> Invocation:
         if function.inputs:
             kinds = ", ".join(sorted({b["type"] for b in function.inputs}))
             raise UnsupportedBinding(f"input bindings ({kinds}) are not provided by the local host")

@@ -67,6 +67,10 @@ class LocalHostApp:
         except Exception:  # a bug in the host itself: keep serving, say so
             log.exception("host error on %s %s", request.method, request.path)
             response = _text("local host error (see its log)", 500)
+        finally:
+            # werkzeug's Request keeps itself in environ["werkzeug.request"]: a reference cycle per request that
+            # holds the cached body (up to 1 MB) until the cyclic collector runs. Break it now (issue 15 §3).
+            environ.pop("werkzeug.request", None)
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
@@ -124,15 +128,14 @@ class LocalHostApp:
         """One invocation per event, in parallel, as the host does for Python; any failure → 500 for the batch."""
         def one(event: Any) -> bool:
             try:
-                decoded = EventGridEventInConverter.decode(Datum(orjson.dumps(event).decode(), "json"),
-                                                           trigger_metadata=None)
+                decoded = event_grid_value(function, orjson.dumps(event).decode())
             except Exception as exc:  # the real host fails the invocation when binding fails
                 log.warning("Executed 'Functions.%s' trigger=%s outcome=Failed (binding: %s: %s)", function.name,
                             function.trigger_type, type(exc).__name__, exc)
                 self.stats.invocation(function.name, False)
                 return False
             detail = f"id={event.get('id')}" if isinstance(event, dict) else ""
-            return self.invoker.invoke(function, decoded, detail).ok
+            return self.invoker.invoke(function, decoded, detail, raw=event).ok
 
         results = list(self.pool.map(one, events))
         failed = results.count(False)
@@ -196,7 +199,7 @@ class LocalHostApp:
             value = trigger_value(function, text)
         except Exception as exc:  # bad input for this trigger's binding
             return _text(f"cannot bind input for {function.trigger_type}: {exc}", 400)
-        outcome = self.invoker.invoke(function, value, "admin")
+        outcome = self.invoker.invoke(function, value, "admin", raw=text)
         # Core Tools answers 202 before the function runs; this host runs it first so failures are visible.
         return Response(status=202) if outcome.ok else _text(f"invocation failed: {outcome.error}", 500)
 
@@ -209,13 +212,24 @@ class LocalHostApp:
         return _text("Unauthorized: a function key is required (code=... or x-functions-key)", 401)
 
 
+def event_grid_value(function: LocalFunction, raw: str) -> Any:
+    """An Event Grid trigger argument as the worker builds it: a ``str``/``bytes`` parameter gets the JSON text
+    through the generic binding (no converter); any other gets azure.functions' Event Grid converter."""
+    annotation = typing.get_type_hints(function.user_function).get(function.trigger_arg)
+    if annotation is str:
+        return raw
+    if annotation is bytes:
+        return raw.encode()
+    return EventGridEventInConverter.decode(Datum(raw, "json"), trigger_metadata=None)
+
+
 def trigger_value(function: LocalFunction, raw: str) -> Any:
     """The trigger argument for an admin invocation, built the way the worker's converters would."""
     kind = function.trigger_type
     if kind == "timerTrigger":
         return TimerRequest(past_due=False)
     if kind == EVENT_GRID_TRIGGER:
-        return EventGridEventInConverter.decode(Datum(raw, "json"), trigger_metadata=None)
+        return event_grid_value(function, raw)
     if kind == "eventHubTrigger":
         event = func.EventHubEvent(body=raw.encode())
         annotation = typing.get_type_hints(function.user_function).get(function.trigger_arg)

@@ -73,7 +73,9 @@ class Fleet:
         self.topic, self.hub = topic, hub
         self.faulty, self.flap, self.base64_share = faulty, flap, base64_share
         self.devices = [Device(f"{prefix}-{i:04d}", self.rng.choice(BUILDINGS),
-                               sequence=self.rng.randrange(1 << 40, 1 << 48),
+                               # Real IoT Hub sequence numbers are 64 hex digits with high-order parts set
+                               # (Learn's sample is ~2**200): far beyond 64 bits, as every store must handle.
+                               sequence=self.rng.randrange(1 << 192, 1 << 252),
                                device_type="test-bench" if i % 10 == 9 else "env-sensor",
                                temperature=round(self.rng.uniform(18, 26), 2),
                                humidity=round(self.rng.uniform(30, 60), 2),

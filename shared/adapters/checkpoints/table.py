@@ -16,7 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.adapters.state.table import RETRY_SETTINGS
-from shared.adapters.storage_calls import CreateOnce, call_storage
+from shared.adapters.storage_calls import CreateOnce, call_storage, client_options
 
 DEFAULT_TABLE = "twinbridgecheckpoints"
 _PARTITION = "checkpoint"
@@ -30,7 +30,8 @@ class TableCheckpoints:
 
     @classmethod
     def from_connection_string(cls, connection: str, table: str = DEFAULT_TABLE, **kwargs: Any) -> TableCheckpoints:
-        return cls(TableClient.from_connection_string(connection, table, **{**RETRY_SETTINGS, **kwargs}))
+        options = client_options({**RETRY_SETTINGS, **kwargs})
+        return cls(TableClient.from_connection_string(connection, table, **options))
 
     @classmethod
     def from_account(cls, account: str, table: str = DEFAULT_TABLE,
@@ -40,7 +41,7 @@ class TableCheckpoints:
 
             credential = DefaultAzureCredential()
         return cls(TableClient(f"https://{account}.table.core.windows.net", table, credential=credential,
-                               **RETRY_SETTINGS))
+                               **client_options(RETRY_SETTINGS)))
 
     def get(self, name: str) -> str | None:
         try:

@@ -19,6 +19,8 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.adapters.forwarding.memory import DEFAULT_RETENTION_SECONDS
+from shared.adapters.state.table import RETRY_SETTINGS
+from shared.adapters.storage_calls import client_options
 from shared.errors import Code, TransientError
 
 TRANSACTION_LIMIT = 100  # Table Storage: at most 100 operations per entity group transaction
@@ -40,14 +42,15 @@ class TableForwardingStore:
 
     @classmethod
     def from_connection_string(cls, connection: str, table_name: str, **kwargs: Any) -> TableForwardingStore:
-        service = TableServiceClient.from_connection_string(connection)
+        service = TableServiceClient.from_connection_string(connection, **client_options(RETRY_SETTINGS))
         return cls._create(service, table_name, **kwargs)
 
     @classmethod
     def from_endpoint(cls, endpoint: str, table_name: str, **kwargs: Any) -> TableForwardingStore:
         from azure.identity import DefaultAzureCredential
 
-        return cls._create(TableServiceClient(endpoint, credential=DefaultAzureCredential()), table_name, **kwargs)
+        service = TableServiceClient(endpoint, credential=DefaultAzureCredential(), **client_options(RETRY_SETTINGS))
+        return cls._create(service, table_name, **kwargs)
 
     @classmethod
     def _create(cls, service: TableServiceClient, table_name: str, **kwargs: Any) -> TableForwardingStore:

@@ -24,7 +24,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
-from shared.adapters.storage_calls import CreateOnce, call_storage
+from shared.adapters.storage_calls import CreateOnce, call_storage, client_options
 from shared.ports import QuarantineRecord
 
 DEFAULT_CONTAINER = "twinbridge-quarantine"
@@ -47,7 +47,8 @@ class BlobQuarantine:
     @classmethod
     def from_connection_string(cls, connection: str, container: str = DEFAULT_CONTAINER,
                                **client_kwargs: Any) -> BlobQuarantine:
-        service = BlobServiceClient.from_connection_string(connection, **{**RETRY_SETTINGS, **client_kwargs})
+        options = client_options({**RETRY_SETTINGS, **client_kwargs}, blob=True)
+        service = BlobServiceClient.from_connection_string(connection, **options)
         return cls(service.get_container_client(container))
 
     @classmethod
@@ -59,7 +60,7 @@ class BlobQuarantine:
 
             credential = DefaultAzureCredential()
         service = BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential,
-                                    **RETRY_SETTINGS)
+                                    **client_options(RETRY_SETTINGS, blob=True))
         return cls(service.get_container_client(container))
 
     # ---- Quarantine port ---------------------------------------------------------------------------------
@@ -130,3 +131,54 @@ def _name(record_id: str) -> str:
     if not record_id or not all(c.isalnum() or c in "-_" for c in record_id):
         raise ValueError(f"not a quarantine record id: {record_id!r}")
     return f"{PREFIX}{record_id}.json"
+
+
+DEFAULT_DEADLETTER_CONTAINER = "eventgrid-deadletter"
+
+
+class BlobDeadLetters:
+    """Event Grid's dead-letter container (infra/main.json: on the app's storage account), as a
+    shared.doors.dead_letters.DeadLetterSource. Storage failures are TransientError, as for the quarantine."""
+
+    def __init__(self, container: ContainerClient) -> None:
+        self.container = container
+        self._container = CreateOnce(container.create_container, "dead-letter container")
+
+    @classmethod
+    def from_connection_string(cls, connection: str,
+                               container: str = DEFAULT_DEADLETTER_CONTAINER) -> BlobDeadLetters:
+        service = BlobServiceClient.from_connection_string(connection, **client_options(RETRY_SETTINGS, blob=True))
+        return cls(service.get_container_client(container))
+
+    @classmethod
+    def from_account(cls, account: str, container: str = DEFAULT_DEADLETTER_CONTAINER,
+                     credential: TokenCredential | None = None) -> BlobDeadLetters:
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        service = BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential,
+                                    **client_options(RETRY_SETTINGS, blob=True))
+        return cls(service.get_container_client(container))
+
+    def names(self) -> Iterator[str]:
+        return iter(self._call("list dead-letters", lambda: list(self.container.list_blob_names())))
+
+    def read(self, name: str) -> bytes | None:
+        def download() -> bytes | None:
+            try:
+                return bytes(self.container.download_blob(name).readall())
+            except ResourceNotFoundError:
+                return None
+
+        return self._call(f"read dead-letter {name}", download)
+
+    def delete(self, name: str) -> None:
+        def remove() -> None:
+            with contextlib.suppress(ResourceNotFoundError):
+                self.container.delete_blob(name)
+
+        self._call(f"delete dead-letter {name}", remove)
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        return call_storage(self._container, what, "Blob Storage", operation)

@@ -36,7 +36,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.adapters.storage_calls import CreateOnce, call_storage
+from shared.adapters.storage_calls import CreateOnce, call_storage, client_options
 from shared.errors import StateConflict, TransientError
 from shared.twins.freshness import DELETED, Shadow
 
@@ -122,7 +122,8 @@ class TableStateStore:
                                retention: timedelta = MIN_RETENTION, **client_kwargs: Any) -> TableStateStore:
         """``AzureWebJobsStorage`` as a connection string (``UseDevelopmentStorage=true`` works).
         ``client_kwargs`` override the azure-core settings (``RETRY_SETTINGS``)."""
-        client = TableClient.from_connection_string(connection, table, **{**RETRY_SETTINGS, **client_kwargs})
+        client = TableClient.from_connection_string(connection, table,
+                                                   **client_options({**RETRY_SETTINGS, **client_kwargs}))
         return cls(client, retention=retention)
 
     @classmethod
@@ -135,7 +136,8 @@ class TableStateStore:
 
             credential = DefaultAzureCredential()
         endpoint = f"https://{account}.table.core.windows.net"
-        client = TableClient(endpoint, table, credential=credential, **{**RETRY_SETTINGS, **client_kwargs})
+        client = TableClient(endpoint, table, credential=credential,
+                             **client_options({**RETRY_SETTINGS, **client_kwargs}))
         return cls(client, retention=retention)
 
     # ---- StateStore port ---------------------------------------------------------------------------------

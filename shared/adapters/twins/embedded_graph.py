@@ -5,6 +5,12 @@ does (docs/azure-behaviour.md §4): weak ETags that change on every write; creat
 PATCH with If-Match → 412 on mismatch, 404 on a missing twin; JSON Patch ``add``/``replace``/``remove`` with
 ``replace``/``remove`` of a missing property refused (JsonPatchInvalid); model validation against the DTDL
 catalog (ValidationFailed); deleting a twin that still has relationships → 400 RelationshipsNotDeleted.
+
+Persisted (a path given), every write is one SQLite transaction committed *before* the in-memory graph changes and
+before the caller is answered: a write the file refused (locked, disk full) leaves memory as it was and raises
+``TransientError`` (the broker redelivers, and the redelivery finds the old value and writes again, rather than
+"duplicate" against a memory the file never saw). A file that cannot be opened (corrupt, locked, not a database)
+raises ``TwinGraphFileError`` with one line that says which file and why.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from shared.errors import TwinConflict, TwinMissing, TwinRejected
+from shared.errors import Code, TransientError, TwinConflict, TwinMissing, TwinRejected
 from shared.ingest.dtdl import ModelCatalog
 from shared.twins.patch_plan import fits_on_wire, wire_size
 
@@ -77,6 +83,13 @@ def _etag() -> str:
     return f'{_ETAG_HEAD}{next(_etag_counter):012x}"'
 
 
+class TwinGraphFileError(RuntimeError):
+    """The twin graph's SQLite file cannot be used at all (corrupt, not a database, locked at start): one line."""
+
+
+_Statement = tuple[str, tuple[Any, ...]]
+
+
 def _user_properties(twin: Twin) -> dict[str, Any]:
     return {k: v for k, v in twin.items() if not k.startswith("$")}
 
@@ -119,8 +132,8 @@ class EmbeddedTwinGraph:
                           "$metadata": {"$model": model, "$lastUpdateTime": now,
                                         **{name: {"lastUpdateTime": now} for name in props}}}
             twin.update(_clone(props))
+            self._write([_upsert_twin(twin)])
             self._twins[twin_id] = twin
-            self._persist_twin(twin)
             return str(twin["$etag"])
 
     def patch_twin(self, twin_id: str, patch: list[dict[str, Any]], etag: str) -> str:
@@ -146,22 +159,28 @@ class EmbeddedTwinGraph:
             self._validate(model, {name: updated[name] for name in touched if name in updated})
             updated["$etag"] = _etag()
             updated["$metadata"]["$lastUpdateTime"] = now
+            self._write([_upsert_twin(updated)])
             self._twins[twin_id] = updated
-            self._persist_twin(updated)
             return str(updated["$etag"])
 
     def delete_twin(self, twin_id: str, etag: str | None = None) -> None:
         """Relationships first (both directions), then the twin; a missing twin is already deleted.
 
-        The ETag is checked before any relationship goes, so a twin re-created meanwhile keeps them."""
+        The ETag is checked before any relationship goes, so a twin re-created meanwhile keeps them. On file, the
+        relationships and the twin go in one transaction: all of it is on disk, or none of it."""
         with self._lock:
+            self.calls["delete"] += 1
             current = self._twins.get(twin_id)
             if current is not None and etag not in (None, "*") and etag != current["$etag"]:
                 raise TwinConflict(f"PreconditionFailed: {twin_id} has changed (If-Match)")
-            for source, rel_id in [k for k, r in self._relationships.items()
-                                   if k[0] == twin_id or r["$targetId"] == twin_id]:
-                self.delete_relationship(source, rel_id)
-            self.delete_twin_only(twin_id, etag)
+            doomed = [k for k, r in self._relationships.items() if k[0] == twin_id or r["$targetId"] == twin_id]
+            statements: list[_Statement] = [(_DELETE_RELATIONSHIP, key) for key in doomed]
+            if current is not None:
+                statements.append(("DELETE FROM twins WHERE id = ?", (twin_id,)))
+            self._write(statements)
+            for key in doomed:
+                del self._relationships[key]
+            self._twins.pop(twin_id, None)
 
     def delete_twin_only(self, twin_id: str, etag: str | None = None) -> None:
         """The raw DELETE: 400 RelationshipsNotDeleted while any relationship remains, as in ADT."""
@@ -174,10 +193,8 @@ class EmbeddedTwinGraph:
                 raise TwinConflict(f"PreconditionFailed: {twin_id} has changed (If-Match)")
             if any(k[0] == twin_id or r["$targetId"] == twin_id for k, r in self._relationships.items()):
                 raise TwinRejected("RelationshipsNotDeleted", f"{twin_id} still has relationships")
+            self._write([("DELETE FROM twins WHERE id = ?", (twin_id,))])
             del self._twins[twin_id]
-            if self._db is not None:
-                self._db.execute("DELETE FROM twins WHERE id = ?", (twin_id,))
-                self._db.commit()
 
     def list_twins(self) -> Iterator[Twin]:
         with self._lock:
@@ -203,17 +220,17 @@ class EmbeddedTwinGraph:
                 raise TwinRejected("OperationNotAllowed", "a relationship cannot target its own source")
             stored = {**_clone(relationship), "$relationshipId": relationship_id, "$sourceId": twin_id,
                       "$etag": _etag()}
+            self._write([("INSERT OR REPLACE INTO relationships (source, id, body) VALUES (?, ?, ?)",
+                           (twin_id, relationship_id, orjson.dumps(stored)))])
             self._relationships[(twin_id, relationship_id)] = stored
-            self._persist_relationship(twin_id, relationship_id, stored)
             return str(stored["$etag"])
 
     def delete_relationship(self, twin_id: str, relationship_id: str) -> None:
         with self._lock:
-            if self._relationships.pop((twin_id, relationship_id), None) is None:
+            if (twin_id, relationship_id) not in self._relationships:
                 raise TwinMissing(f"RelationshipNotFound: {twin_id}/{relationship_id}")
-            if self._db is not None:
-                self._db.execute("DELETE FROM relationships WHERE source = ? AND id = ?", (twin_id, relationship_id))
-                self._db.commit()
+            self._write([(_DELETE_RELATIONSHIP, (twin_id, relationship_id))])
+            del self._relationships[(twin_id, relationship_id)]
 
     # ---- JSON Patch and validation ---------------------------------------------------------------------------
     def _apply_op(self, twin: Twin, op: dict[str, Any], now: str, touched: set[str]) -> None:
@@ -272,32 +289,45 @@ class EmbeddedTwinGraph:
                 raise TwinRejected("ValidationFailed",
                                    f"{name}: {type(value).__name__} does not match {declared.schema}")
 
-    # ---- SQLite persistence (write-through) -------------------------------------------------------------------
+    # ---- SQLite persistence (write-through, committed before memory changes) ------------------------------------
     def _open(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        self._db.execute("CREATE TABLE IF NOT EXISTS twins (id TEXT PRIMARY KEY, body BLOB NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS relationships "
-                         "(source TEXT, id TEXT, body BLOB NOT NULL, PRIMARY KEY (source, id))")
-        self._db.commit()
-        for twin_id, body in self._db.execute("SELECT id, body FROM twins"):
-            self._twins[twin_id] = orjson.loads(body)
-        for source, rel_id, body in self._db.execute("SELECT source, id, body FROM relationships"):
-            self._relationships[(source, rel_id)] = orjson.loads(body)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=_LOCK_WAIT_SECONDS)
+            with self._db:
+                self._db.execute("CREATE TABLE IF NOT EXISTS twins (id TEXT PRIMARY KEY, body BLOB NOT NULL)")
+                self._db.execute("CREATE TABLE IF NOT EXISTS relationships "
+                                 "(source TEXT, id TEXT, body BLOB NOT NULL, PRIMARY KEY (source, id))")
+            for twin_id, body in self._db.execute("SELECT id, body FROM twins"):
+                self._twins[twin_id] = orjson.loads(body)
+            for source, rel_id, body in self._db.execute("SELECT source, id, body FROM relationships"):
+                self._relationships[(source, rel_id)] = orjson.loads(body)
+        except (sqlite3.Error, OSError, orjson.JSONDecodeError) as exc:
+            self.close()
+            raise TwinGraphFileError(f"twin graph file {path} cannot be used: {exc}") from None
 
-    def _persist_twin(self, twin: Twin) -> None:
-        if self._db is not None:
-            self._db.execute("INSERT OR REPLACE INTO twins (id, body) VALUES (?, ?)",
-                             (twin["$dtId"], orjson.dumps(twin)))
-            self._db.commit()
-
-    def _persist_relationship(self, source: str, rel_id: str, body: dict[str, Any]) -> None:
-        if self._db is not None:
-            self._db.execute("INSERT OR REPLACE INTO relationships (source, id, body) VALUES (?, ?, ?)",
-                             (source, rel_id, orjson.dumps(body)))
-            self._db.commit()
+    def _write(self, statements: list[_Statement]) -> None:
+        """Run ``statements`` as one transaction and commit it, or change nothing on disk and raise
+        TransientError (the caller then changes nothing in memory either)."""
+        if self._db is None or not statements:
+            return
+        try:
+            with self._db:  # commits on success, rolls back on any exception
+                for sql, params in statements:
+                    self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise TransientError(Code.ADT_UNAVAILABLE, f"twin graph file not written: {exc}") from None
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+# How long a write waits for another process's lock on the file before it fails (transient: redelivered).
+_LOCK_WAIT_SECONDS = 2.0
+_DELETE_RELATIONSHIP = "DELETE FROM relationships WHERE source = ? AND id = ?"
+
+
+def _upsert_twin(twin: Twin) -> _Statement:
+    return "INSERT OR REPLACE INTO twins (id, body) VALUES (?, ?)", (twin["$dtId"], orjson.dumps(twin))

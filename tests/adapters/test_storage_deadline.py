@@ -1,0 +1,162 @@
+"""Storage calls share the invocation's deadline (shared/adapters/storage_calls.py, issue 15 §4).
+
+The store here is a local TCP server that accepts every connection and never answers, used through the real
+azure-data-tables and azure-storage-blob clients. Before: 42.5 s for a Table call (10 s read timeout × 4 attempts),
+163 s for one Blob quarantine write (15 s-based exponential back-off); the doors answered after that.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import azure.functions as func
+import orjson
+import pytest
+
+from shared.adapters.checkpoints.table import TableCheckpoints
+from shared.adapters.forwarding.table import TableForwardingStore
+from shared.adapters.quarantine.blob import BlobQuarantine
+from shared.adapters.state.table import TableStateStore
+from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.errors import TransientError
+from shared.settings.app_config import AppConfig
+from shared.settings.environment import Settings
+from shared.twins.deadline import invocation_budget
+from shared.twins.pipeline import Pipeline
+from shared.wiring import App
+from tests.support import event_factory as factory
+from tests.support.rig import CATALOG
+from twinbridge.azurite import ACCOUNT, ACCOUNT_KEY
+
+DOOR_ANSWER_LIMIT = 25.0  # Event Grid waits 30 s for an answer
+
+
+class SilentStore:
+    """Accepts TCP connections on loopback and never replies (a hung storage front end); stops by itself."""
+
+    def __init__(self, lifetime: float = 120.0) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self._stop = threading.Event()
+        self._held: list[socket.socket] = []
+        self._deadline = time.monotonic() + lifetime
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self._held.append(conn)  # never read, never answered
+        for conn in self._held:
+            conn.close()
+
+    @property
+    def connection_string(self) -> str:
+        endpoint = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                f"BlobEndpoint={endpoint};TableEndpoint={endpoint};")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.server.close()
+
+
+@pytest.fixture
+def silent():
+    store = SilentStore()
+    yield store
+    store.close()
+
+
+def _timed(call):
+    started = time.monotonic()
+    with pytest.raises(TransientError):
+        call()
+    return time.monotonic() - started
+
+
+BUDGET = 1.5
+SLACK = 2.0  # one clamped back-off sleep and the last attempt's set-up
+
+
+def test_a_table_state_read_ends_with_the_budget(silent):
+    store = TableStateStore.from_connection_string(silent.connection_string, "twinbridgestate")
+    with invocation_budget(BUDGET):
+        took = _timed(lambda: store.load("d1"))
+    assert took < BUDGET + SLACK
+
+
+def test_a_blob_quarantine_write_ends_with_the_budget(silent):
+    from shared.errors import Code, PermanentError
+    from shared.quarantine_record import build_record
+
+    quarantine = BlobQuarantine.from_connection_string(silent.connection_string)
+    record = build_record(factory.connection("d1", 1), PermanentError(Code.SCHEMA_INVALID, "bad"))
+    with invocation_budget(BUDGET):
+        took = _timed(lambda: quarantine.put(record))
+    assert took < BUDGET + SLACK
+
+
+def test_checkpoints_and_forwarding_records_end_with_the_budget(silent):
+    checkpoints = TableCheckpoints.from_connection_string(silent.connection_string)
+    with invocation_budget(BUDGET):
+        assert _timed(lambda: checkpoints.get("partition-0")) < BUDGET + SLACK
+    with invocation_budget(BUDGET):
+        started = time.monotonic()
+        with pytest.raises((TransientError, Exception)):
+            TableForwardingStore.from_connection_string(silent.connection_string, "twinbridgeforwarding").seen(["k"])
+        assert time.monotonic() - started < BUDGET + SLACK
+
+
+def _stored_app(silent: SilentStore) -> App:
+    app_config = AppConfig.from_data({"topics": [factory.TOPIC]})
+    graph = EmbeddedTwinGraph(CATALOG)
+    state = TableStateStore.from_connection_string(silent.connection_string, "twinbridgestate")
+    quarantine = BlobQuarantine.from_connection_string(silent.connection_string)
+    pipeline = Pipeline(app_config, graph, state, quarantine, catalog=CATALOG)  # the app's 20 s budget
+    return App(Settings(), app_config, CATALOG, graph, state, quarantine, pipeline)
+
+
+@pytest.mark.integration
+def test_the_webhook_answers_within_25_s_when_storage_never_answers(silent):
+    from functions import runtime
+    from functions.eventgrid_webhook import handle
+
+    poison = factory.connection("d2", 1)
+    poison["topic"] = poison["topic"].replace("FACTORY-HUB", "SOMEONE-ELSES-HUB")  # must be quarantined
+    body = orjson.dumps([factory.connection("d1", 1), poison])
+    request = func.HttpRequest("POST", "https://app.azurewebsites.net/api/eventgrid", body=body,
+                               headers={"aeg-event-type": "Notification", "content-type": "application/json"})
+    runtime.use_app(_stored_app(silent))
+    try:
+        started = time.monotonic()
+        response = handle(request)
+        took = time.monotonic() - started
+    finally:
+        runtime.use_app(None)
+    assert response.status_code == 503  # transient: Event Grid delivers again
+    assert took < DOOR_ANSWER_LIMIT, took
+
+
+@pytest.mark.integration
+def test_the_trigger_door_fails_within_25_s_when_storage_never_answers(silent):
+    from functions import runtime
+    from functions.ingest_iothub_events import ingest_iothub_events
+
+    poison = factory.connection("d3", 1)
+    poison["eventTime"] = "garbage"  # quarantined: the Blob write is what hangs
+    runtime.use_app(_stored_app(silent))
+    try:
+        took = _timed(lambda: ingest_iothub_events(orjson.dumps(poison).decode()))
+    finally:
+        runtime.use_app(None)
+    assert took < DOOR_ANSWER_LIMIT, took
