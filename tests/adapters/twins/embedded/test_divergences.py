@@ -1,7 +1,7 @@
 """Each divergence the audit found between the old embedded graph (shared/adapters/twins/embedded_graph.py with
-shared/ingest/dtdl.py) and ADT, as one scenario run twice: on the new engine, where it must give ADT's answer, and on the
-old graph, where it is expected to fail (strict xfail) — the proof that each test fails without the fix. When the
-old graph is retired, drop the ``old`` parameter.
+shared/ingest/dtdl.py) and ADT, as one scenario run twice: on the new engine, where it must give ADT's answer, and
+on the old graph, where it is expected to fail (strict xfail) — the proof that each test fails without the fix.
+When the old graph is retired, drop the ``old`` parameter.
 
 Each scenario cites its source: a spec example (azure-rest-api-specs digitaltwins 2023-10-31 examples/), the spec's
 operation descriptions, or a Learn page.
