@@ -219,3 +219,37 @@ def test_duplicate_redelivers_a_fraction_and_parses(tmp_path: Path) -> None:
     assert 5 < twice < 35 and len(ids) == 40 + twice and len(set(ids)) == 40
     with pytest.raises(EndpointsError, match="duplicate"):
         parse_endpoints({"f": {"kind": "jsonl", "path": "x", "duplicate": 2}})
+
+
+def test_bodies_are_what_get_returns(tmp_path: Path) -> None:
+    """Learn: Twin.Create carries the twin as GET returns it, Twin.Delete the twin before deletion,
+    Relationship.Create/Delete the relationship as GET returns it, Update {modelId, patch}."""
+    from shared.adapters.twins.embedded import TwinGraph
+    from twinbridge.adt.endpoints import RouteDispatcher
+
+    endpoints = parse_endpoints({"f": {"kind": "jsonl", "path": "out.jsonl"}}, tmp_path)
+    graph = TwinGraph()
+    dispatcher = RouteDispatcher(graph, endpoints, "127.0.0.1:1")
+    graph.add_models([MODEL])
+    graph.put_event_route("all", {"endpointName": "f", "filter": "true"})
+    graph.put_twin("a", {"$metadata": {"$model": ROOM}, "n": 1})
+    created = graph.get_twin("a")
+    graph.put_twin("b", {"$metadata": {"$model": ROOM}})
+    graph.put_relationship("a", "ab", {"$targetId": "b", "$relationshipName": "next"})
+    relationship = graph.get_relationship("a", "ab")
+    graph.patch_twin("a", [{"op": "replace", "path": "/n", "value": 2}])
+    before_delete = graph.get_twin("a")
+    graph.delete_relationship("a", "ab")
+    graph.delete_twin("a")
+    assert dispatcher.drain(10)
+    events = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    by_type: dict[str, Any] = {}
+    for event in events:  # the first of each type
+        by_type.setdefault(event["type"].removeprefix("Microsoft.DigitalTwins."), event)
+    assert by_type["Twin.Create"]["data"] == created
+    assert by_type["Relationship.Create"]["data"] == relationship
+    assert by_type["Relationship.Delete"]["data"] == relationship
+    assert by_type["Twin.Delete"]["data"] == before_delete
+    assert by_type["Twin.Update"]["data"] == {"modelId": ROOM, "patch": [{"op": "replace", "path": "/n", "value": 2}]}
+    assert [e["subject"] for e in events] == ["a", "b", "a/relationships/ab", "a", "a/relationships/ab", "a"]
+    assert {e["source"] for e in events} == {"127.0.0.1:1"} and len({e["id"] for e in events}) == len(events)
