@@ -51,6 +51,7 @@ class NotificationResult:
     skipped: int = 0  # already forwarded before (redelivery)
     rejected: int = 0
     parents_written: int = 0
+    twin: str | None = None  # the twin the notification is about (telemetry's subject is a component)
     code: str | None = None
     path: str = ""
     message: str = ""
@@ -66,7 +67,7 @@ class NotificationResult:
 
     @property
     def twin_id(self) -> str | None:
-        return self.subject  # an ADT notification's subject is the twin id
+        return self.twin if self.twin is not None else self.subject
 
 
 @dataclass
@@ -149,7 +150,8 @@ class EgressRouter:
                 report.results.append(self._quarantine(NotificationResult(index, _text(raw, "id"), None, None),
                                                        raw, exc, None))
                 continue
-            result = NotificationResult(index, notification.id, notification.type, notification.subject)
+            result = NotificationResult(index, notification.id, notification.type, notification.subject,
+                                        twin=notification.twin_id)
             report.results.append(result)
             if notification.forwarding_id in seen_in_batch:
                 result.outcome = Outcome.DUPLICATE

@@ -162,3 +162,10 @@ def test_through_the_functions_event_grid_binding_every_notification_reads_the_s
             (direct.forwarding_id, direct.twin_id, direct.type)
         assert (notification.time is None) == (direct.time is None)
         assert notification.data == direct.data
+
+
+def test_results_name_the_twin_not_the_component(emitted: Emitted, tmp_path: Path) -> None:
+    """The observability contract logs results by twin id: component telemetry's subject is the component."""
+    router, _, _ = _router(tmp_path)
+    report = router.process([e for e in emitted.cloudevents if e["type"] == TELEMETRY])
+    assert [r.twin_id for r in report.results] == ["room1", "room1"]
