@@ -1,7 +1,11 @@
 """Door: IoT Hub events delivered by an Event Grid subscription (Event Grid or CloudEvents 1.0 schema).
 
-Thin glue: the event as delivered → the pipeline. Permanent failures are quarantined by the pipeline and the
-invocation succeeds; a transient failure raises so Event Grid redelivers.
+Thin glue: the event as delivered → the process's group commit, which runs one pipeline batch for all the
+invocations waiting at that moment (shared/twins/group_commit.py). ``async def``: the worker runs async functions
+concurrently on its event loop (sync ones on its small thread pool), and the host starts one invocation per event of
+a delivered array, all at once (docs/doors.md). Permanent failures are quarantined by the pipeline and the invocation
+succeeds; it raises only when *its own* event failed transiently. The host then answers Event Grid 500 and the whole
+array comes again: harmless, every event is applied idempotently.
 
 Why the parameter is ``str`` and not ``func.EventGridEvent``: the Python worker hands a ``str`` (or ``bytes``)
 parameter the binding's JSON text through its generic binding, without azure.functions' Event Grid converter
@@ -21,8 +25,8 @@ import orjson
 
 from functions._bindings import to_plain_event
 from functions.runtime import current_app
-from shared.observability import run_batch
 from shared.settings.gc_tuning import note_input
+from shared.twins.pipeline import BatchReport
 
 bp = func.Blueprint()
 
@@ -42,8 +46,8 @@ def parse_delivered(event: str | bytes | func.EventGridEvent | func.CloudEvent) 
 
 @bp.function_name("ingest_iothub_events")
 @bp.event_grid_trigger(arg_name="event")
-def ingest_iothub_events(event: str) -> None:
+async def ingest_iothub_events(event: str) -> None:
     parsed, size = parse_delivered(event)
     note_input(size or 0)  # large events: cyclic garbage collected by bytes, not only by object count
-    report = run_batch("ingest_iothub_events", [parsed], lambda events: current_app().pipeline.process(events, [size]))
-    report.raise_if_transient()
+    result = await current_app().ingest_commit.submit(parsed, size)
+    BatchReport([result]).raise_if_transient()

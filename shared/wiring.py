@@ -24,12 +24,14 @@ from azure.core.credentials import AccessToken
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded import AdtError, TwinGraph
+from shared.adapters.twins.embedded.catalog import ModelCatalog
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.doors.dead_letters import DeadLetterSource, FolderDeadLetters
 from shared.doors.webhook_auth import KeySource
 from shared.errors import ConfigError, Problem
 from shared.filters.config import build_event_filter
-from shared.ingest.dtdl import ModelCatalog
+from shared.ingest.model_types import ModelTypes
 from shared.ingest.timeparse import TICKS_PER_SECOND
 from shared.ports import Checkpoints, Quarantine, StateStore, TwinStore
 from shared.reconcile.decisions import ReconcileOptions, Registry
@@ -38,7 +40,10 @@ from shared.settings.app_config import AppConfig
 from shared.settings.doors import DoorSettings
 from shared.settings.environment import APP_ROOT, Settings
 from shared.settings.gc_tuning import tune_gc
-from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY, Pipeline
+from shared.settings.throughput import ThroughputSettings
+from shared.twins.group_commit import GroupCommit
+from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY, BatchReport, Pipeline
+from shared.twins.write_pacer import PacedTwinStore, PacerLimits
 
 if TYPE_CHECKING:
     from shared.egress.ports import ForwardingStore
@@ -52,7 +57,7 @@ T = TypeVar("T")
 class App:
     settings: Settings
     config: AppConfig
-    catalog: ModelCatalog
+    catalog: ModelTypes
     twins: TwinStore
     state: StateStore
     quarantine: Quarantine
@@ -63,6 +68,21 @@ class App:
     def egress(self) -> EgressRouter:
         """Built on first use (only the egress door needs it); tests may assign their own."""
         return build_egress(self)
+
+    @cached_property
+    def ingest_commit(self) -> GroupCommit:
+        """The Event Grid trigger door's group commit (shared/twins/group_commit.py): one per process, as the app.
+        Each flush is one batch for the observability contract, as a webhook delivery is."""
+        from shared.observability import run_batch
+
+        throughput = self.settings.throughput if self.settings is not None else ThroughputSettings()
+        def flush(events: list[Any], sizes: list[int | None]) -> BatchReport:
+            return run_batch("ingest_iothub_events", events, lambda batch: self.pipeline.process(batch, sizes))
+
+        return GroupCommit(flush,
+                           window=throughput.group_commit_window_ms / 1000,
+                           max_wait=throughput.group_commit_max_wait_ms / 1000,
+                           max_events=throughput.group_commit_max_events, name="ingest-group-commit")
 
     @cached_property
     def forwarding_store(self) -> ForwardingStore:
@@ -146,8 +166,14 @@ def load_config(settings: Settings) -> AppConfig:
 
 
 def load_catalog(settings: Settings, config: AppConfig) -> ModelCatalog:
+    """The models directory parsed by the engine's DTDL registry, refused as ADT's model upload refuses it."""
     directory = config.models_dir or settings.models_dir
-    return ModelCatalog.load_dir(directory) if Path(directory).is_dir() else ModelCatalog()
+    if not Path(directory).is_dir():
+        return ModelCatalog()
+    try:
+        return ModelCatalog.load_dir(directory)
+    except AdtError as error:
+        raise ConfigError("models", [Problem(str(directory), f"{error.code}: {error.message}")]) from None
 
 
 class EmulatorToken:
@@ -166,25 +192,62 @@ def adt_instance(settings: Settings) -> str | None:
     return urlsplit(settings.adt_url).netloc or None if settings.adt_url else None
 
 
-def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
-    if settings.adt_url:
-        from shared.adapters.twins.adt import AdtTwinStore
+def adt_client_options(settings: Settings) -> dict[str, Any]:
+    """The ADT client's credential and CA: ADT_CREDENTIAL (default | emulator) and ADT_CA_CERT."""
+    assert settings.adt_url
+    options: dict[str, Any] = {}
+    if settings.adt_ca:
+        options["connection_verify"] = settings.adt_ca  # trust the emulator's local CA for this client only
+    if settings.adt_credential == "emulator":
+        # a token that authenticates nobody must never leave this machine
+        host = urlsplit(settings.adt_url).hostname or ""
+        if host not in LOOPBACK_HOSTS:
+            raise ConfigError("ADT_CREDENTIAL", [Problem("ADT_URL", f"ADT_CREDENTIAL=emulator is for a local "
+                                                        f"emulator only; {host!r} is not a loopback address")])
+        options["credential"] = EmulatorToken()
+    elif settings.adt_credential != "default":
+        raise ConfigError("ADT_CREDENTIAL", [Problem("", f"unknown credential {settings.adt_credential!r} "
+                                                         "(default, emulator)")])
+    return options
 
-        options: dict[str, Any] = {}
-        if settings.adt_ca:
-            options["connection_verify"] = settings.adt_ca  # trust the emulator's local CA for this client only
-        if settings.adt_credential == "emulator":
-            # a token that authenticates nobody must never leave this machine
-            host = urlsplit(settings.adt_url).hostname or ""
-            if host not in LOOPBACK_HOSTS:
-                raise ConfigError("ADT_CREDENTIAL", [Problem("ADT_URL", f"ADT_CREDENTIAL=emulator is for a local "
-                                                            f"emulator only; {host!r} is not a loopback address")])
-            return AdtTwinStore.from_url(settings.adt_url, EmulatorToken(), **options)
-        if settings.adt_credential != "default":
-            raise ConfigError("ADT_CREDENTIAL", [Problem("", f"unknown credential {settings.adt_credential!r} "
-                                                             "(default, emulator)")])
-        return AdtTwinStore.from_url(settings.adt_url, **options)
-    return EmbeddedTwinGraph(catalog, settings.twin_db)
+
+def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
+    """ADT (paced unless TWINBRIDGE_WRITE_PACER=off) or the embedded graph (paced only with =on)."""
+    throughput = settings.throughput
+    if settings.adt_url:
+        from shared.adapters.twins.adt import AdtTwinStore, CountingPolicy, ThrottleListener
+
+        options = adt_client_options(settings)
+        if throughput.write_pacer == "off":
+            return AdtTwinStore.from_url(settings.adt_url, **options)
+        paced: list[PacedTwinStore] = []  # the pacer wraps the store the listener is built into
+        listener = ThrottleListener(lambda seconds: paced[0].throttled(seconds) if paced else None)
+        adt = AdtTwinStore.from_url(settings.adt_url, per_retry_policies=[CountingPolicy(), listener], **options)
+        paced.append(pace(adt, throughput))
+        return paced[0]
+    graph = embedded_twin_store(catalog, settings.twin_db)
+    return pace(graph, throughput) if throughput.write_pacer == "on" else graph
+
+
+def pace(store: TwinStore, throughput: ThroughputSettings | None = None) -> PacedTwinStore:
+    """``store`` behind the write pacer (shared/twins/write_pacer.py) with the configured limits."""
+    throughput = throughput or ThroughputSettings()
+    return PacedTwinStore(store, PacerLimits(
+        twin_writes_per_second=throughput.twin_writes_per_second, patches_per_second=throughput.patches_per_second,
+        reads_per_second=throughput.reads_per_second,
+        creates_deletes_per_second=throughput.creates_deletes_per_second))
+
+
+def embedded_twin_store(catalog: ModelCatalog, path: str | Path | None = None) -> EmbeddedTwinStore:
+    """The embedded store: the ADT engine (shared/adapters/twins/embedded/) in process, in memory or over a SQLite
+    file, holding the catalog's models (uploaded once: a file keeps them)."""
+    graph = TwinGraph(path)
+    try:
+        catalog.upload_to(graph)
+    except AdtError as error:
+        graph.close()
+        raise ConfigError("models", [Problem("", f"{error.code}: {error.message}")]) from None
+    return EmbeddedTwinStore(graph)
 
 
 def on_storage(settings: Settings, setting: str, what: str, by_connection: Callable[[str], T],
@@ -298,7 +361,7 @@ def build_app(settings: Settings | None = None) -> App:
     return app
 
 
-def build_pipeline(config: AppConfig, twins: TwinStore, *, catalog: ModelCatalog | None = None,
+def build_pipeline(config: AppConfig, twins: TwinStore, *, catalog: ModelTypes | None = None,
                    state: StateStore | None = None, quarantine: Quarantine | None = None,
                    max_concurrency: int = DEFAULT_MAX_CONCURRENCY, known_twins: int = 0) -> Pipeline:
     """The one way a pipeline is assembled (the app, the replay CLI, the bench, the tests): the config's ``filters``

@@ -3,7 +3,7 @@
 import pytest
 import responses
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.wiring import embedded_twin_store
 from tests.support.fake_adt import FakeAdt
 from tests.support.rig import CATALOG
 
@@ -14,4 +14,4 @@ pytest_plugins: list[str] = ["tests.support.azurite"]
 def fake_adt():
     """A fake Azure Digital Twins data plane (tests/support/fake_adt.py) over a fresh embedded graph."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield FakeAdt(EmbeddedTwinGraph(CATALOG), mock)
+        yield FakeAdt(embedded_twin_store(CATALOG), mock)

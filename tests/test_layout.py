@@ -29,8 +29,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "reconcile": {"errors", "ports", "ingest", "twins"},
     "egress": {"errors", "ports", "ingest", "twins", "filters", "quarantine_record", "observability"},
     "observability": {"errors"},
-    # filters: the embedded ADT engine (adapters/twins/embedded) evaluates event route filters, ADT's own language
-    "adapters": {"errors", "ports", "ingest", "twins", "egress", "reconcile", "observability", "filters"},
+    "adapters": {"errors", "ports", "ingest", "twins", "egress", "reconcile", "observability",
+                 "filters"},  # the embedded ADT engine evaluates event route filters (filters.adt_route)
 }
 
 

@@ -13,7 +13,10 @@ import sys
 from collections.abc import Sequence
 
 import twinbridge.commands as commands_pkg
-from shared.adapters.twins.embedded_graph import TwinGraphFileError
+from shared.adapters.twins.embedded.persistence import TwinGraphFileError
+
+# Tools that live in their own package (with static files, tests of their own) register here.
+PACKAGE_COMMANDS = ("twinbridge.explorer.command",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{commands_pkg.__name__}.{info.name}")
         module.register(sub)
+    for name in PACKAGE_COMMANDS:
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import Code, ConfigError, PermanentError, Problem
-from shared.ingest.dtdl import ModelCatalog, accepts_any
 from shared.ingest.events import IotHubEvent
+from shared.ingest.model_types import ModelTypes, accepts_any, property_type
 from shared.settings.app_config import AppConfig, TelemetryMode
 
 Path = tuple[str, ...]
@@ -55,7 +55,7 @@ def _split_property(path: str) -> Path:
 
 
 class Mapper:
-    def __init__(self, config: AppConfig, catalog: ModelCatalog) -> None:
+    def __init__(self, config: AppConfig, catalog: ModelTypes) -> None:
         self._twin = config.twin
         self._catalog = catalog
         self._mode = config.telemetry.mode
@@ -63,7 +63,7 @@ class Mapper:
         self._fields = tuple(_field(f.source, f.property) for f in config.telemetry.fields)
         conn = config.connection
         self.connection_path: Path | None = _split_property(conn.property) if conn.property else None
-        # model id -> (the catalog's property dict it was built from, body shape -> its plan)
+        # model id -> (the declared-properties mapping it was built from, body shape -> its plan)
         self._auto_shapes: dict[str, tuple[object, dict[tuple[str, ...], _ShapePlan]]] = {}
         self._targets: dict[tuple[str, str | None, str | None], TwinTarget] = {}
         self._check(config)
@@ -74,13 +74,13 @@ class Mapper:
             problems.append(Problem("telemetry.fields", "mode 'mapped' needs at least one field"))
         models = (("twin.device_model", config.twin.device_model), ("twin.module_model", config.twin.module_model))
         for where, model in models:
-            if not self._catalog.knows(model):
+            if self._catalog.declared(model) is None:
                 continue  # an unknown model is checked by ADT itself; nothing to check locally
-            if self.connection_path and self._catalog.property_type(model, self.connection_path) is None:
+            if self.connection_path and property_type(self._catalog, model, self.connection_path) is None:
                 problems.append(Problem("connection.property", f"{'/'.join(self.connection_path)!r} is not declared "
                                                                f"by {model} ({where})"))
             for i, f in enumerate(self._fields):
-                if self._catalog.property_type(model, f.target) is None:
+                if property_type(self._catalog, model, f.target) is None:
                     problems.append(Problem(f"telemetry.fields[{i}].property",
                                             f"{'/'.join(f.target)!r} is not declared by {model} ({where})"))
         targets: set[Path] = set()
@@ -147,8 +147,8 @@ class Mapper:
         return out
 
     def _shapes_for(self, model_id: str) -> dict[tuple[str, ...], _ShapePlan]:
-        # Keyed on the identity of the catalog's entry, so a model (re)added to the catalog later is seen.
-        props = self._catalog.models.get(model_id)
+        # Keyed on the identity of the model's declared properties, so a model (re)uploaded later is seen.
+        props = self._catalog.declared(model_id)
         cached = self._auto_shapes.get(model_id)
         if cached is None or cached[0] is not props:
             cached = self._auto_shapes[model_id] = (props, {})
@@ -156,7 +156,7 @@ class Mapper:
 
     def _shape_plan(self, model_id: str, keys: tuple[str, ...]) -> _ShapePlan:
         """For each body key that maps to a twin property (auto mode: the property of the same name), its check."""
-        known = self._catalog.knows(model_id)
+        known = self._catalog.declared(model_id) is not None
         plan: list[tuple[str, Callable[[Any], bool]]] = []
         for name in keys:
             if not isinstance(name, str) or not _DTDL_NAME.match(name) or (name,) == self.connection_path:
@@ -164,8 +164,8 @@ class Mapper:
             if not known:
                 plan.append((name, _finite_primitive))
                 continue
-            declared = self._catalog.property_type(model_id, (name,))
-            if declared is None or declared.schema == "object":
+            declared = property_type(self._catalog, model_id, (name,))
+            if declared is None or not declared.primitive:
                 continue  # auto mode writes top-level primitives only
             check = declared.checker
             plan.append((name, _finite_primitive if check is accepts_any else check))
@@ -173,7 +173,7 @@ class Mapper:
 
     def _mapped(self, target: TwinTarget, body: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        known = self._catalog.knows(target.model_id)
+        known = self._catalog.declared(target.model_id) is not None
         for f in self._fields:
             value: Any = body
             for key in f.source:
@@ -187,7 +187,7 @@ class Mapper:
                 raise PermanentError.at(Code.UNSUPPORTED_VALUE, f"data.body.{f.source_text}",
                                         f"{value!r} is not a JSON number")
             if known:
-                declared = self._catalog.property_type(target.model_id, f.target)
+                declared = property_type(self._catalog, target.model_id, f.target)
                 if declared is not None and not declared.accepts(value):
                     raise PermanentError.at(
                         Code.MAPPING_FAILED, f"data.body.{f.source_text}",

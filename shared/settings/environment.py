@@ -13,6 +13,7 @@ from pathlib import Path
 
 from shared.settings.doors import DoorSettings
 from shared.settings.gc_tuning import DEFAULT_GEN0_THRESHOLD
+from shared.settings.throughput import ThroughputSettings
 
 APP_ROOT = Path(__file__).resolve().parents[2]  # shared/settings/environment.py → the app root
 
@@ -34,6 +35,7 @@ class Settings:
     quarantine_store: str | None = None  # TWINBRIDGE_QUARANTINE: blob | jsonl | memory; unset → jsonl if a file is set
     quarantine_container: str = "twinbridge-quarantine"  # TWINBRIDGE_QUARANTINE_CONTAINER (quarantine=blob)
     doors: DoorSettings = field(default_factory=DoorSettings)  # webhook, Event Hubs, reconcile (door_settings.py)
+    throughput: ThroughputSettings = field(default_factory=ThroughputSettings)  # group commit, write pacer
     max_concurrency: int = 16  # TWINBRIDGE_MAX_CONCURRENCY: twins written at once per batch (1 = one at a time)
     forwarding_store: str = "memory"  # TWINBRIDGE_FORWARDING_STORE: memory | table (egress forwarding records)
     forwarding_table: str = "twinbridgeforwarding"  # TWINBRIDGE_FORWARDING_TABLE (forwarding_store=table)
@@ -65,6 +67,7 @@ class Settings:
             quarantine_store=(get("TWINBRIDGE_QUARANTINE") or "").lower() or None,
             quarantine_container=get("TWINBRIDGE_QUARANTINE_CONTAINER") or "twinbridge-quarantine",
             doors=DoorSettings.from_env(env),
+            throughput=ThroughputSettings.from_env(env),
             max_concurrency=max(1, int(get("TWINBRIDGE_MAX_CONCURRENCY") or 16)),
             forwarding_store=(get("TWINBRIDGE_FORWARDING_STORE") or "memory").lower(),
             forwarding_table=get("TWINBRIDGE_FORWARDING_TABLE") or "twinbridgeforwarding",

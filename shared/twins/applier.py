@@ -49,6 +49,7 @@ from shared.twins.deadline import expired
 from shared.twins.freshness import DELETED, Change, Intent, Shadow, merge, merge_all, undo
 from shared.twins.isolation import Refusal, refused_fields
 from shared.twins.patch_plan import TwinAction, desired_properties, dropped_paths, plan, wants_twin
+from shared.twins.write_pacer import Superseded
 
 log = logging.getLogger("twinbridge.apply")
 
@@ -215,27 +216,35 @@ class TwinApplier:
                tolerate_rejection: bool = False) -> None:
         """``known``: the shadow read (or committed) right after ``twin`` was read — the first attempt plans
         from it instead of reading it back; every later attempt re-reads the twin, then the shadow."""
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
+        attempt = rounds = 0
+        while attempt < MAX_ATTEMPTS:
+            if rounds:
                 _check_budget(twin_id)
-            if attempt or twin is None or known is None:
+            if rounds or twin is None or known is None:
                 twin = self._read_twin(twin_id, fresh=True)  # twin first, then the shadow: see the module docstring
                 shadow, shadow_etag = self._load(twin_id, model_id)
             else:
                 shadow, shadow_etag = known
+            rounds += 1
             action = plan(shadow, twin, wants_twin(shadow, twin is not None, self.projection.policy),
                           _properties(shadow, self.projection), self.projection.max_patch_bytes,
                           dropped_paths(shadow, self.projection.connection_path))
             try:
                 self._execute(twin_id, twin, action, tally)
+            except Superseded:
+                # The pacer sent a newer write for this twin version instead (shared/twins/write_pacer.py) and it
+                # is done: progress, not contention — re-read without spending an attempt (the budget bounds it).
+                continue
             except (TwinConflict, TwinMissing):
                 _back_off(attempt)
+                attempt += 1
                 continue
             except TwinRejected:
                 if tolerate_rejection:
                     log.error("twin %s still refuses the reverted state; left as is", twin_id)
                     return
                 raise
+            attempt += 1
             if action.partial:
                 continue  # created bare (too big for one request): the properties follow as patches
             # Step 3 (module docstring): what we showed, or found already shown, must still be the latest.

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from shared.errors import Code, PermanentError, TransientError, TwinbridgeError, TwinMissing, TwinRejected
-from shared.ingest.dtdl import ModelCatalog
 from shared.ingest.intake import Accepted, FilterCheck, Intake
 from shared.ingest.mapping import Mapper
+from shared.ingest.model_types import NO_MODELS, ModelTypes
 from shared.outcome import Outcome
 from shared.ports import Quarantine, StateStore, TwinStore, in_process
 from shared.quarantine_record import build_record
@@ -71,7 +71,7 @@ class BatchReport:
 
 class Pipeline:
     def __init__(self, config: AppConfig, twins: TwinStore, state: StateStore, quarantine: Quarantine, *,
-                 catalog: ModelCatalog | None = None, event_filter: FilterCheck | None = None,
+                 catalog: ModelTypes | None = None, event_filter: FilterCheck | None = None,
                  max_concurrency: int = DEFAULT_MAX_CONCURRENCY, known_twins: int = 0) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -82,7 +82,7 @@ class Pipeline:
         self._helpers = 0 if in_process(twins) and in_process(state) else max_concurrency - 1
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self.catalog = catalog or ModelCatalog()
+        self.catalog: ModelTypes = catalog if catalog is not None else NO_MODELS
         self.mapper = Mapper(config, self.catalog)
         self.intake = Intake(config, self.mapper, event_filter)
         self.quarantine = quarantine

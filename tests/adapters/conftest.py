@@ -1,16 +1,18 @@
-
 import pytest
 from azure.core.pipeline.transport import RequestsTransport
 from azure.digitaltwins.core import DigitalTwinsClient
 
 from shared.adapters.twins.adt import AdtTwinStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.catalog import ModelCatalog
+from shared.wiring import embedded_twin_store
+from tests.support.adt_emulator import contract_models as contract_documents
+from tests.support.adt_emulator import start_emulator, wipe
 from tests.support.fake_adt import ENDPOINT, FakeCredential
-from tests.support.rig import CATALOG
 
 
 @pytest.fixture
 def adt_store(fake_adt, monkeypatch):
+    """The ADT adapter over the ``responses`` fake: for tests that script HTTP faults or inspect the requests."""
     # azure-core's RetryPolicy sleeps through transport.sleep(): record the durations instead of sleeping.
     sleeps = []
     monkeypatch.setattr(RequestsTransport, "sleep", lambda self, duration: sleeps.append(duration))
@@ -21,9 +23,23 @@ def adt_store(fake_adt, monkeypatch):
     return store
 
 
-@pytest.fixture(params=["embedded", "adt"])
+@pytest.fixture(scope="session")
+def adt_emulator(tmp_path_factory):
+    """One ``adt serve`` over HTTPS for the session's contract runs (emptied through its API before each test)."""
+    running = start_emulator(tmp_path_factory.mktemp("adt-emulator"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=["embedded", pytest.param("adt-on-emulator", marks=pytest.mark.integration)])
 def twin_store(request):
-    """The same contract, two adapters."""
+    """The same contract, two adapters: the embedded store over the engine, and the ADT adapter — the real
+    DigitalTwinsClient over HTTPS — against ``adt serve`` (the reference run)."""
     if request.param == "embedded":
-        return EmbeddedTwinGraph(CATALOG)
-    return request.getfixturevalue("adt_store")
+        catalog = ModelCatalog()
+        catalog.add(contract_documents())
+        return embedded_twin_store(catalog)
+    client = request.getfixturevalue("adt_emulator").client()
+    wipe(client)
+    client.create_models(contract_documents())
+    return AdtTwinStore(client)

@@ -1,94 +1,47 @@
-"""HTTP-level behaviour of the ADT adapter through the real DigitalTwinsClient (azure-core retry policy included)."""
+"""HTTP-level behaviour of the ADT adapter through the real DigitalTwinsClient.
+
+Where each behaviour is held now: the port's answers (412 → TwinConflict, 400 → TwinRejected, 404s, deletes) by
+the twin-store contract against ``adt serve`` over HTTPS (tests/adapters/test_twin_store_contract.py); 429 with
+Retry-After, 503 and lost responses, with azure-core's real RetryPolicy, by the fault-injecting transport
+(tests/adapters/test_adt_faults.py). Here: the exact request headers, and the whole pipeline over the adapter
+against the emulator giving the same twins as over the embedded store.
+"""
 
 import pytest
 
-from shared.errors import Code, TransientError, TwinConflict, TwinRejected
-from tests.support import event_factory as factory
+from shared.adapters.twins.adt import AdtTwinStore
+from tests.support.fake_adt import FakeCredential
+from tests.support.fault_transport import FaultTransport
 from tests.support.rig import rig
 
 MODEL = "dtmi:twinbridge:IoTDevice;1"
 
 
-def test_conditional_headers_are_sent_verbatim(adt_store, fake_adt):
-    etag = adt_store.create_twin("t1", {"$metadata": {"$model": MODEL}})
-    put = fake_adt.writes()[0]
-    assert put.method == "PUT" and put.headers["If-None-Match"] == "*"
-    adt_store.patch_twin("t1", [{"op": "add", "path": "/temperature", "value": 1.0}], etag)
-    patch = fake_adt.writes()[1]
-    assert patch.headers["If-Match"] == etag  # the weak etag W/"…" goes out unquoted, exactly as read
-    assert patch.headers["Content-Type"] == "application/json-patch+json"
-    assert patch.headers["Authorization"] == "Bearer fake-token"
+def test_conditional_headers_are_sent_verbatim():
+    transport = FaultTransport()
+    store = AdtTwinStore.from_url("https://adt.test", FakeCredential(), transport=transport)
+    etag = store.create_twin("t1", {"$metadata": {"$model": MODEL}})
+    put = {k.lower(): v for k, v in transport.writes("PUT")[0].headers.items()}
+    assert put["if-none-match"] == "*"
+    store.patch_twin("t1", [{"op": "add", "path": "/temperature", "value": 1.0}], etag)
+    patch = {k.lower(): v for k, v in transport.writes("PATCH")[0].headers.items()}
+    assert patch["if-match"] == etag  # the weak etag W/"…" goes out unquoted, exactly as read
+    assert patch["content-type"] == "application/json-patch+json"
+    assert patch["authorization"] == "Bearer fake-token"
 
 
-def test_429_honours_retry_after_then_succeeds(adt_store, fake_adt):
-    etag = adt_store.create_twin("t1", {"$metadata": {"$model": MODEL}})
-    fake_adt.fail_next("PATCH", 429, times=2, headers={"Retry-After": "3"}, code="TooManyRequests")
-    adt_store.patch_twin("t1", [{"op": "add", "path": "/temperature", "value": 1.0}], etag)
-    assert adt_store.sleeps[:2] == [3, 3]
-    assert adt_store.get_twin("t1")["temperature"] == 1.0
-
-
-def test_429_past_the_budget_is_transient(adt_store, fake_adt):
-    etag = adt_store.create_twin("t1", {"$metadata": {"$model": MODEL}})
-    fake_adt.fail_next("PATCH", 429, times=10, headers={"Retry-After": "2"})
-    with pytest.raises(TransientError) as caught:
-        adt_store.patch_twin("t1", [{"op": "add", "path": "/temperature", "value": 1.0}], etag)
-    assert caught.value.code is Code.ADT_THROTTLED
-    assert len(adt_store.sleeps) == 3 and sum(adt_store.sleeps) <= 20  # within the invocation budget
-
-
-def test_503_is_retried_then_transient(adt_store, fake_adt):
-    fake_adt.fail_next("GET", 503, times=1)
-    assert adt_store.get_twin("t1") is None  # one 503, retried, then the real 404
-    fake_adt.fail_next("GET", 503, times=10)
-    with pytest.raises(TransientError) as caught:
-        adt_store.get_twin("t1")
-    assert caught.value.code is Code.ADT_UNAVAILABLE
-
-
-def test_412_and_400_translate_to_port_errors(adt_store, fake_adt):
-    etag = adt_store.create_twin("t1", {"$metadata": {"$model": MODEL}})
-    adt_store.patch_twin("t1", [{"op": "add", "path": "/temperature", "value": 1.0}], etag)
-    with pytest.raises(TwinConflict):
-        adt_store.patch_twin("t1", [{"op": "add", "path": "/humidity", "value": 1.0}], etag)
-    with pytest.raises(TwinRejected) as caught:
-        adt_store.patch_twin("t1", [{"op": "add", "path": "/nope", "value": 1.0}], "*")
-    assert caught.value.code == "ValidationFailed"
-
-
-def test_pipeline_over_the_adt_adapter_matches_the_embedded_graph(adt_store, fake_adt):
+@pytest.mark.integration
+def test_pipeline_over_the_adt_adapter_matches_the_embedded_store(adt_emulator):
+    from tests.support.adt_emulator import contract_models, wipe
     from tests.support.streams import fleet_stream
 
+    client = adt_emulator.client()
+    wipe(client)
+    client.create_models(contract_models())
     stream = fleet_stream(devices=3, steps=6)
     embedded = rig()
     embedded.pipeline.process(stream)
-    over_adt = rig(twins=adt_store)
+    over_adt = rig(twins=AdtTwinStore(client))
     over_adt.pipeline.process(stream)
-    assert {t["$dtId"]: {k: v for k, v in t.items() if not k.startswith("$")} for t in fake_adt.graph.list_twins()} \
-        == {k: {p: v for p, v in t.items() if p != "$model"} for k, t in embedded.user_twins().items()}
-    assert all("If-Match" in r.headers for r in fake_adt.writes() if r.method == "PATCH")
-
-
-def test_twin_race_412_is_resolved_by_re_reading(adt_store, fake_adt):
-    """Another writer changes the twin between our read and our PATCH: we re-read and re-plan, never blind-write."""
-
-    r = rig(twins=adt_store)
-    r.pipeline.process([factory.lifecycle("d1"), factory.telemetry("d1", {"temperature": 1.0}, second=1)])
-    other_etag = fake_adt.graph.get_twin("d1")["$etag"]
-    real_get = adt_store.get_twin
-
-    def racing_get(twin_id):
-        twin = real_get(twin_id)
-        if twin is not None and twin.get("humidity") is None:
-            nonlocal other_etag
-            other_etag = fake_adt.graph.patch_twin(twin_id, [{"op": "add", "path": "/humidity", "value": 50}],
-                                                   other_etag)
-        return twin
-
-    adt_store.get_twin = racing_get
-    report = r.pipeline.process([factory.telemetry("d1", {"temperature": 2.0}, second=2)])
-    assert report.counts()["applied"] == 1
-    twin = fake_adt.graph.get_twin("d1")
-    assert (twin["temperature"], twin["humidity"]) == (2.0, 50)  # both writers' changes survive
-    statuses = [r.method for r in fake_adt.writes()]
-    assert statuses.count("PATCH") >= 2
+    assert over_adt.user_twins() == embedded.user_twins()
+    assert embedded.user_twins()  # the stream did write twins

@@ -16,8 +16,8 @@ from azure.core.credentials import AccessToken
 from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.twins.adt import RETRY_SETTINGS, AdtTwinStore, retry_policy
+from shared.adapters.twins.embedded.catalog import ModelCatalog
 from shared.errors import Code
-from shared.ingest.dtdl import ModelCatalog
 from shared.outcome import Outcome
 from shared.settings.app_config import AppConfig
 from shared.twins.pipeline import BatchReport

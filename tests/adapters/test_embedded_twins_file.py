@@ -1,4 +1,6 @@
-"""The SQLite twin graph commits before it acknowledges (shared/adapters/twins/embedded_graph.py).
+"""The embedded twin store over a SQLite file commits before it acknowledges (shared/adapters/twins/embedded/:
+persistence.py writes one transaction per write; the graph changes memory only after the commit; store.py maps a
+refused commit to TransientError).
 
 Issue 15 §6: with the file locked by another process the write failed, yet memory had the new value, so the
 redelivery was a "duplicate" and the file kept the old value for good. Now the failed write changes nothing and
@@ -14,16 +16,21 @@ import sys
 import orjson
 import pytest
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph, TwinGraphFileError
+from shared.adapters.twins.embedded import TwinGraph, persistence
+from shared.adapters.twins.embedded.persistence import TwinGraphFileError
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.errors import TransientError
 from shared.outcome import Outcome
+from shared.wiring import embedded_twin_store
 from tests.support import event_factory as factory
+from tests.support.adt_emulator import contract_models
 from tests.support.rig import CATALOG, rig
 
 
 def _file_value(path, twin_id, name):
+    """What the file itself holds (the engine's table: one JSON document per kind and key)."""
     with sqlite3.connect(path) as db:
-        row = db.execute("SELECT body FROM twins WHERE id = ?", (twin_id,)).fetchone()
+        row = db.execute("SELECT body FROM documents WHERE kind = 'twin' AND key = ?", (twin_id,)).fetchone()
     return None if row is None else orjson.loads(row[0]).get(name)
 
 
@@ -34,16 +41,17 @@ def _lock(path):
     return holder
 
 
-def test_a_write_the_locked_file_refused_is_applied_on_redelivery(tmp_path, monkeypatch):
-    import shared.adapters.twins.embedded_graph as embedded
+@pytest.fixture(autouse=True)
+def short_lock_wait(monkeypatch):
+    monkeypatch.setattr(persistence, "LOCK_WAIT_SECONDS", 0.05)
 
-    monkeypatch.setattr(embedded, "_LOCK_WAIT_SECONDS", 0.05)
+
+def test_a_write_the_locked_file_refused_is_applied_on_redelivery(tmp_path):
     path = tmp_path / "twins.db"
-    graph = EmbeddedTwinGraph(CATALOG, path)
-    r = rig(twins=graph)
+    store = embedded_twin_store(CATALOG, path)
+    r = rig(twins=store)
     first = r.pipeline.process([factory.telemetry("d1", {"temperature": 20.0}, second=1, event_id="e1")])
     assert first.results[0].outcome == Outcome.APPLIED
-    graph._db.execute("PRAGMA busy_timeout = 50")
 
     newer = [factory.telemetry("d1", {"temperature": 30.0}, second=2, event_id="e2")]
     holder = _lock(path)
@@ -55,7 +63,7 @@ def test_a_write_the_locked_file_refused_is_applied_on_redelivery(tmp_path, monk
     assert failed.results[0].outcome == Outcome.RETRY
     with pytest.raises(TransientError):
         failed.raise_if_transient()
-    assert graph.get_twin("d1")["temperature"] == 20.0  # memory did not run ahead of the file
+    assert store.get_twin("d1")["temperature"] == 20.0  # memory did not run ahead of the file
     assert _file_value(path, "d1", "temperature") == 20.0
 
     again = r.pipeline.process(newer)  # the broker redelivers
@@ -64,37 +72,49 @@ def test_a_write_the_locked_file_refused_is_applied_on_redelivery(tmp_path, monk
     assert again.results[0].outcome in (Outcome.APPLIED, Outcome.DUPLICATE)
     assert again.twin_writes == 1
     assert _file_value(path, "d1", "temperature") == 30.0
-    graph.close()
-    assert EmbeddedTwinGraph(CATALOG, path).get_twin("d1")["temperature"] == 30.0  # after a restart too
+    store.close()
+    assert EmbeddedTwinStore(TwinGraph(path)).get_twin("d1")["temperature"] == 30.0  # after a restart too
 
 
-def test_delete_with_relationships_is_one_transaction(tmp_path):
+def test_a_delete_the_locked_file_refused_changes_nothing_and_the_retry_completes_it(tmp_path):
     path = tmp_path / "twins.db"
-    graph = EmbeddedTwinGraph(None, path)
-    doc = {"$metadata": {"$model": "dtmi:x:A;1"}}
-    graph.create_twin("a", doc)
-    graph.create_twin("b", doc)
-    graph.upsert_relationship("a", "r1", {"$targetId": "b", "$relationshipName": "feeds"})
-    graph._db.execute("PRAGMA busy_timeout = 50")
+    catalog = type(CATALOG)()
+    catalog.add(contract_models())  # the device model with a 'contains' relationship
+    store = embedded_twin_store(catalog, path)
+    doc = {"$metadata": {"$model": "dtmi:twinbridge:IoTDevice;1"}}
+    store.create_twin("a", doc)
+    store.create_twin("b", doc)
+    store.upsert_relationship("a", "r1", {"$targetId": "b", "$relationshipName": "contains"})
     holder = _lock(path)
     try:
         with pytest.raises(TransientError):
-            graph.delete_twin("b")
+            store.delete_twin("b")
     finally:
         holder.rollback()
         holder.close()
-    assert graph.get_twin("b") is not None and graph.list_relationships("a")
-    graph.delete_twin("b")
-    graph.close()
-    reopened = EmbeddedTwinGraph(None, path)
+    assert store.get_twin("b") is not None and store.list_relationships("a")
+    store.delete_twin("b")
+    store.close()
+    reopened = EmbeddedTwinStore(TwinGraph(path))
     assert reopened.get_twin("b") is None and reopened.list_relationships("a") == []
+    assert reopened.get_twin("a") is not None
 
 
 def test_a_corrupt_file_is_one_clear_error(tmp_path):
     path = tmp_path / "twins.db"
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(TwinGraphFileError, match=r"twin graph file .*twins\.db cannot be used"):
-        EmbeddedTwinGraph(None, path)
+        TwinGraph(path)
+
+
+def test_a_file_of_the_retired_graph_is_one_clear_error_not_an_empty_graph(tmp_path):
+    path = tmp_path / "twins.db"
+    with sqlite3.connect(path) as db:  # the retired graph's layout, with one twin in it
+        db.execute("CREATE TABLE twins (id TEXT PRIMARY KEY, body BLOB NOT NULL)")
+        db.execute("CREATE TABLE relationships (source TEXT, id TEXT, body BLOB NOT NULL, PRIMARY KEY (source, id))")
+        db.execute("INSERT INTO twins VALUES ('d1', '{}')")
+    with pytest.raises(TwinGraphFileError, match=r"twins\.db cannot be used: it holds the retired"):
+        TwinGraph(path)
 
 
 def test_the_cli_says_one_line_and_exits_non_zero_for_a_corrupt_file(tmp_path):

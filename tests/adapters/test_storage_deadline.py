@@ -19,13 +19,12 @@ from shared.adapters.checkpoints.table import TableCheckpoints
 from shared.adapters.forwarding.table import TableForwardingStore
 from shared.adapters.quarantine.blob import BlobQuarantine
 from shared.adapters.state.table import TableStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.errors import TransientError
 from shared.settings.app_config import AppConfig
 from shared.settings.environment import Settings
 from shared.twins.deadline import invocation_budget
 from shared.twins.pipeline import Pipeline
-from shared.wiring import App
+from shared.wiring import App, embedded_twin_store
 from tests.support import event_factory as factory
 from tests.support.rig import CATALOG
 from twinbridge.azurite import ACCOUNT, ACCOUNT_KEY
@@ -119,7 +118,7 @@ def test_checkpoints_and_forwarding_records_end_with_the_budget(silent):
 
 def _stored_app(silent: SilentStore) -> App:
     app_config = AppConfig.from_data({"topics": [factory.TOPIC]})
-    graph = EmbeddedTwinGraph(CATALOG)
+    graph = embedded_twin_store(CATALOG)
     state = TableStateStore.from_connection_string(silent.connection_string, "twinbridgestate")
     quarantine = BlobQuarantine.from_connection_string(silent.connection_string)
     pipeline = Pipeline(app_config, graph, state, quarantine, catalog=CATALOG)  # the app's 20 s budget
@@ -150,13 +149,13 @@ def test_the_webhook_answers_within_25_s_when_storage_never_answers(silent):
 @pytest.mark.integration
 def test_the_trigger_door_fails_within_25_s_when_storage_never_answers(silent):
     from functions import runtime
-    from functions.ingest_iothub_events import ingest_iothub_events
+    from tests.functions.test_ingest_iothub_events import invoke
 
     poison = factory.connection("d3", 1)
     poison["eventTime"] = "garbage"  # quarantined: the Blob write is what hangs
     runtime.use_app(_stored_app(silent))
     try:
-        took = _timed(lambda: ingest_iothub_events(orjson.dumps(poison).decode()))
+        took = _timed(lambda: invoke(orjson.dumps(poison).decode()))
     finally:
         runtime.use_app(None)
     assert took < DOOR_ANSWER_LIMIT, took

@@ -1,4 +1,5 @@
-"""The TwinStore contract, run against the embedded graph and the ADT adapter (real SDK client, fake service)."""
+"""The TwinStore contract, run against the embedded store (the ADT engine in process) and the ADT adapter (the real
+SDK client over HTTPS against `python -m twinbridge adt serve`): tests/adapters/conftest.py, fixture twin_store."""
 
 import pytest
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
+from shared.wiring import embedded_twin_store
 from tests.support import event_factory as factory
 from tests.support.rig import NetworkedGraph
 from twinbridge.bench.measure import build_pipeline, catalog
@@ -15,9 +16,9 @@ def _user(twin: dict) -> dict:
     return {k: v for k, v in twin.items() if not k.startswith("$")}
 
 
-def _run(known: int, concurrency: int) -> tuple[list[dict], list[str], EmbeddedTwinGraph]:
+def _run(known: int, concurrency: int) -> tuple[list[dict], list[str], EmbeddedTwinStore]:
     models = catalog()
-    graph = NetworkedGraph(models) if concurrency > 1 else EmbeddedTwinGraph(models)  # > 1: helper threads too
+    graph = NetworkedGraph(models) if concurrency > 1 else embedded_twin_store(models)  # > 1: helper threads too
     pipeline = build_pipeline(graph, models, concurrency, known)
     patch = graph.patch_twin
     graph.removes = 0  # type: ignore[attr-defined]
@@ -55,7 +56,7 @@ def _telemetry(device: str, body: dict, second: int) -> dict:
 
 def test_a_write_by_someone_else_is_not_lost_when_our_remembered_etag_is_stale():
     models = catalog()
-    graph = EmbeddedTwinGraph(models)
+    graph = embedded_twin_store(models)
     pipeline = build_pipeline(graph, models, 1, 1000)
     pipeline.process([_telemetry("d1", {"temperature": 1.0}, 1)])
     etag = graph.get_twin("d1")["$etag"]
@@ -70,7 +71,7 @@ def test_a_write_by_someone_else_is_not_lost_when_our_remembered_etag_is_stale()
 
 def test_a_twin_deleted_behind_our_back_is_recreated_not_patched_blindly():
     models = catalog()
-    graph = EmbeddedTwinGraph(models)
+    graph = embedded_twin_store(models)
     pipeline = build_pipeline(graph, models, 1, 1000)
     pipeline.process([_telemetry("d1", {"temperature": 1.0}, 1)])
     graph.delete_twin("d1")

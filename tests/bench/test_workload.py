@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.settings.app_config import DEFAULT_DEVICE_MODEL
+from shared.wiring import embedded_twin_store
 from tests.support import event_factory as factory
 from twinbridge.bench.measure import build_pipeline, catalog, run_core, run_latency
 from twinbridge.bench.naive import naive_handle
@@ -56,8 +56,8 @@ def test_every_bench_event_is_valid_and_applied_or_stale():
 
 def test_naive_baseline_writes_one_patch_per_event_to_every_twin():
     models = catalog()
-    naive = SlowTwinStore(EmbeddedTwinGraph(models))
-    ours = EmbeddedTwinGraph(models)
+    naive = SlowTwinStore(embedded_twin_store(models))
+    ours = embedded_twin_store(models)
     pipeline = build_pipeline(ours, models, 1, 0)
     events = [raw for raw in Workload(5, seed=4).stream(400)
               if b"DeviceTelemetry" in raw]  # in-order telemetry: both must agree on the last values

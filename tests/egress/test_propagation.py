@@ -9,24 +9,38 @@ from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.twins.embedded import TwinGraph
 from shared.adapters.twins.embedded.store import EmbeddedTwinStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.egress.config import load_egress
 from shared.egress.notifications import read_notification
 from shared.egress.propagation import RulePropagator
 from shared.egress.router import EgressRouter
 from shared.outcome import Outcome
 from tests.egress import adt
-from tests.support.emulated_notifications import FLOOR, MODELS
 
 UPDATE = "type = 'Microsoft.DigitalTwins.Twin.Update'"
 ROOMS = f"{UPDATE} AND $body.modelId = '{adt.ROOM}'"
 
 
-class NotifyingGraph(EmbeddedTwinGraph):
-    """The embedded graph, plus the Twin.Update notification ADT would emit for every successful patch."""
+# The tutorial's shapes (floor --contains--> room), one base declaring every property the rules below read or write:
+# the engine, like ADT, refuses a property or relationship the twin's model does not declare.
+_PLACE = "dtmi:contoso:Place;1"
+_NUMBERS = ("Temperature", "AverageTemperature", "Humidity", "LastTemperature", "MaxTemperature", "Min", "Other",
+            "Rooms", "T", "Total")
+MODELS = [
+    {"@context": "dtmi:dtdl:context;3", "@id": _PLACE, "@type": "Interface",
+     "contents": [*({"@type": "Property", "name": name, "schema": "double"} for name in _NUMBERS),
+                  {"@type": "Relationship", "name": "contains"}]},
+    *({"@context": "dtmi:dtdl:context;3", "@id": model, "@type": "Interface", "extends": _PLACE}
+      for model in (adt.ROOM, adt.FLOOR)),
+]
+
+
+class NotifyingGraph(EmbeddedTwinStore):
+    """The embedded store, plus the Twin.Update notification ADT would emit for every successful patch."""
 
     def __init__(self) -> None:
-        super().__init__(require_models=False)
+        graph = TwinGraph()
+        graph.add_models(MODELS)
+        super().__init__(graph)
         self.emitted: list[dict[str, Any]] = []
         self.conflicts_to_inject = 0
 
@@ -201,18 +215,10 @@ def test_a_child_joining_or_leaving_recomputes_the_aggregate() -> None:
 
 def test_an_update_of_a_child_deleted_since_propagates_nothing_and_does_not_fail() -> None:
     """Found by the demo's loop: a Twin.Update delivered after its twin was deleted made listing the child's
-    incoming relationships raise TwinMissing (ADT: 404 DigitalTwinNotFound), so it was redelivered forever. On the
-    ADT-faithful engine (the old embedded graph answers [] there)."""
-    graph = TwinGraph()
-    graph.add_models(MODELS)
-    graph.put_twin("floor1", {"$metadata": {"$model": FLOOR}})
-    graph.put_twin("room1", {"$metadata": {"$model": "dtmi:test:Room;1"}, "Temperature": 20.0,
-                          "sensor": {"$metadata": {}}})
-    graph.put_relationship("floor1", "r1", {"$targetId": "room1", "$relationshipName": "contains"})
-    store = EmbeddedTwinStore(graph)
-    rule = _rule("avg", "avg", "/AverageTemperature", flt=UPDATE)
-    propagator = RulePropagator(_rules(rule), store, MemoryStateStore())
-    update = adt.twin_update("room1", [adt.replace("/Temperature", 25.0)], model="dtmi:test:Room;1")
-    graph.delete_relationship("floor1", "r1")
-    graph.delete_twin("room1")
+    incoming relationships raise TwinMissing (ADT: 404 DigitalTwinNotFound), so it was redelivered forever."""
+    graph = _graph({"room-1": 20.0})
+    propagator = RulePropagator(_rules(_rule("avg", "avg", "/AverageTemperature")), graph, MemoryStateStore())
+    update = _room_update(graph, "room-1", 25.0, nid="late", second=5)
+    graph.delete_relationship("floor-1", "floor-1-room-1")
+    graph.delete_twin("room-1")
     assert propagator.apply(read_notification(update)) == 0

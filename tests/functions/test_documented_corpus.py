@@ -11,22 +11,20 @@ import orjson
 import pytest
 
 from functions.eventgrid_webhook import handle
-from functions.ingest_iothub_events import ingest_iothub_events
 from functions.ingest_iothub_stream import ingest_iothub_stream
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.state.table import TableStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
 from shared.ports import StateStore
 from shared.settings.app_config import AppConfig
 from shared.settings.doors import DoorSettings
 from shared.settings.environment import Settings
 from shared.twins.freshness import CONNECTION
 from shared.twins.pipeline import Pipeline
-from shared.wiring import App
+from shared.wiring import App, embedded_twin_store
 from tests.functions.helpers import body_of, post, user_twins
-from tests.functions.test_ingest_iothub_events import converted
+from tests.functions.test_ingest_iothub_events import converted, invoke
 from tests.functions.test_ingest_iothub_stream import batch
 from tests.support.rig import CATALOG
 
@@ -60,7 +58,7 @@ def state(request: pytest.FixtureRequest) -> StateStore:
 @pytest.fixture
 def app(state: StateStore, install: Any) -> App:
     config = AppConfig.from_data({"topics": [DOC_TOPIC]})
-    graph = EmbeddedTwinGraph(CATALOG)
+    graph = embedded_twin_store(CATALOG)
     quarantine = MemoryQuarantine()
     pipeline = Pipeline(config, graph, state, quarantine, catalog=CATALOG, max_concurrency=1)
     built = App(Settings(doors=DoorSettings(iothub_resource_id=DOC_TOPIC)), config, CATALOG, graph, state,
@@ -70,7 +68,7 @@ def app(state: StateStore, install: Any) -> App:
 
 
 def via_trigger(event: dict[str, Any]) -> None:
-    ingest_iothub_events(converted(event))
+    invoke(converted(event))
 
 
 def via_webhook(event: dict[str, Any]) -> None:

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.eventgrid_webhook import handle
-from functions.ingest_iothub_events import ingest_iothub_events
 from functions.ingest_iothub_stream import ingest_iothub_stream
 from functions.runtime import use_app
 from shared.settings.doors import DoorSettings
 from tests.functions.helpers import post, user_twins
+from tests.functions.test_ingest_iothub_events import invoke
 from tests.functions.test_ingest_iothub_stream import batch, message
 from tests.support import event_factory as factory
 from tests.support.rig import make_app
@@ -167,9 +167,9 @@ def test_event_grid_trigger(bad: dict[str, Any]) -> None:
     use_app(app)
     try:
         first, last = neighbours()
-        ingest_iothub_events(as_trigger_event(first))
-        ingest_iothub_events(as_trigger_event(bad))  # never raises: a poison event is quarantined
-        ingest_iothub_events(as_trigger_event(last))
+        invoke(as_trigger_event(first))
+        invoke(as_trigger_event(bad))  # never raises: a poison event is quarantined
+        invoke(as_trigger_event(last))
         assert_neighbours_applied(app)
     finally:
         use_app(None)
@@ -261,7 +261,7 @@ def test_one_code_and_path_per_problem_on_every_event_grid_door() -> None:
                     response = handle(post(b"[" + lenient_json(event) + b"]"))
                     assert response.status_code == 200, (name, response.get_body())
                 else:
-                    ingest_iothub_events(as_trigger_event(event))
+                    invoke(as_trigger_event(event))
                 got[door] = [(r.code, r.problems[0]["path"]) for r in app.quarantine]  # type: ignore[attr-defined]
             finally:
                 use_app(None)

@@ -135,9 +135,15 @@ def test_values_no_twin_can_hold_are_refused():
         with pytest.raises(PermanentError) as caught:
             mapper.telemetry_fields(target, {"c": 1.5, "a": bad})
         assert (caught.value.code, caught.value.path) == (Code.UNSUPPORTED_VALUE, "data.body.a")
-    from shared.ingest.dtdl import PropertyType
-    assert not PropertyType("integer").accepts(2**31) and PropertyType("long").accepts(2**31)
-    assert not PropertyType("long").accepts(2**63) and not PropertyType("double").accepts(float("nan"))
+    from shared.adapters.twins.embedded.catalog import ModelCatalog
+
+    ranges = ModelCatalog()
+    ranges.add({"@context": "dtmi:dtdl:context;3", "@id": "dtmi:test:Ranges;1", "@type": "Interface", "contents": [
+        {"@type": "Property", "name": n, "schema": s} for n, s in (("i", "integer"), ("l", "long"), ("d", "double"))]})
+    declared = ranges.declared("dtmi:test:Ranges;1")
+    assert declared is not None
+    assert not declared["i"].accepts(2**31) and declared["l"].accepts(2**31)
+    assert not declared["l"].accepts(2**63) and not declared["d"].accepts(float("nan"))
 
 
 def test_module_twins_never_collide_with_devices_and_hub_names_are_consistent():

@@ -16,7 +16,8 @@ import requests
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded import TwinGraph
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from tests.support import event_factory as factory
 from twinbridge.localhost.runtime import start_local_host
 from twinbridge.localhost.server import RunningHost
@@ -71,7 +72,7 @@ def notify(url: str, body: Any, content_type: str = "application/json") -> reque
 
 
 def twins_in(db: Path) -> dict[str, dict[str, Any]]:
-    graph = EmbeddedTwinGraph(None, db)
+    graph = EmbeddedTwinStore(TwinGraph(db))
     try:
         return {t["$dtId"]: t for t in graph.list_twins()}
     finally:

@@ -17,10 +17,10 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.catalog import ModelCatalog
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.errors import Code, TransientError
 from shared.filters.config import build_event_filter
-from shared.ingest.dtdl import ModelCatalog
 from shared.observability import (
     ADT_CALLS,
     BATCHES,
@@ -36,6 +36,7 @@ from shared.outcome import Outcome
 from shared.settings.app_config import AppConfig
 from shared.settings.environment import APP_ROOT
 from shared.twins.pipeline import Pipeline
+from shared.wiring import embedded_twin_store
 from tests.support import event_factory as factory
 
 FOREIGN = factory.TOPIC.replace("FACTORY-HUB", "SOMEONE-ELSES-HUB")
@@ -44,7 +45,7 @@ FOREIGN = factory.TOPIC.replace("FACTORY-HUB", "SOMEONE-ELSES-HUB")
 class FlakyTwins:
     """Delegates to the embedded graph, except that every call about one twin fails transiently."""
 
-    def __init__(self, inner: EmbeddedTwinGraph, flaky_twin: str) -> None:
+    def __init__(self, inner: EmbeddedTwinStore, flaky_twin: str) -> None:
         self.inner = inner
         self.flaky_twin = flaky_twin
 
@@ -81,7 +82,7 @@ def pipeline() -> Pipeline:
     event_filter = build_event_filter({"subscription": {
         "advancedFilters": [{"operatorType": "StringNotBeginsWith", "key": "subject", "values": ["devices/ignored-"]}],
     }})
-    twins = FlakyTwins(EmbeddedTwinGraph(catalog), "flaky")
+    twins = FlakyTwins(embedded_twin_store(catalog), "flaky")
     return Pipeline(config, twins, MemoryStateStore(), MemoryQuarantine(),  # type: ignore[arg-type]
                     catalog=catalog, event_filter=event_filter)
 

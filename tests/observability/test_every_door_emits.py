@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import types
@@ -50,7 +51,7 @@ def _amqp_batch(events: list[dict[str, Any]]) -> Any:
 
 
 def _ingest_events() -> None:
-    ingest_iothub_events.ingest_iothub_events(_eventgrid(factory.lifecycle("dev-1", second=1)))
+    asyncio.run(ingest_iothub_events.ingest_iothub_events(_eventgrid(factory.lifecycle("dev-1", second=1))))
 
 
 def _webhook() -> None:

@@ -12,10 +12,10 @@ import pytest
 
 from shared.adapters.quarantine.blob import BlobQuarantine
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.catalog import ModelCatalog
 from shared.errors import Code, PermanentError
-from shared.ingest.dtdl import ModelCatalog
 from shared.quarantine_record import build_record
+from shared.wiring import embedded_twin_store
 from tests.support import event_factory as factory
 from twinbridge.azurite import Azurite
 from twinbridge.cli import main
@@ -117,7 +117,7 @@ def test_replay_removes_what_now_succeeds(kind: str, tmp_path: Path, monkeypatch
     left = build_app(Settings.from_env()).quarantine
     codes = sorted(r.code for r in left.list())  # type: ignore[attr-defined]
     assert codes == ["SCHEMA_INVALID", "TWIN_NOT_FOUND"]
-    twins = EmbeddedTwinGraph(ModelCatalog.load_dir(Path("models")), tmp_path / "twins.db")
+    twins = embedded_twin_store(ModelCatalog.load_dir(Path("models")), tmp_path / "twins.db")
     twin = twins.get_twin("dev-1")
     assert twin is not None and twin["temperature"] == 21.5 and twin["connectionState"] == "Connected"
     assert twins.get_twin("dev-2") is None

@@ -100,9 +100,10 @@ def test_host_on_3_13_runs_through_the_real_runtime(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert "running through the real Functions runtime: azure-functions-runtime 1.3.0" in stderr
-    from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+    from shared.adapters.twins.embedded import TwinGraph
+    from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 
-    graph = EmbeddedTwinGraph(None, tmp_path / "twins.db")
+    graph = EmbeddedTwinStore(TwinGraph(tmp_path / "twins.db"))
     try:
         twins = {t["$dtId"]: t for t in graph.list_twins()}
     finally:

@@ -4,7 +4,10 @@ REST behaviour per the 2023-10-31 data-plane spec (docs/azure-behaviour.md §4):
 PUT with
 ``If-None-Match: *`` 200/412 ``PreconditionFailed``; PATCH 204 + ``ETag`` / 412 / 404 / 400 ``JsonPatchInvalid`` or
 ``ValidationFailed``; DELETE 204 / 404 / 400 ``RelationshipsNotDeleted``; relationship list/put/delete; POST /query.
-Twin semantics are delegated to an ``EmbeddedTwinGraph``; this module only speaks the protocol. Scripted faults
+Twin semantics are delegated to the embedded store over the ADT engine; this module only speaks the protocol. The
+contract suite's reference run is the real emulator (``adt serve``, tests/adapters/conftest.py); this fake stays for
+the tests that script HTTP faults or record the exact requests (tests/support/fault_transport.py covers 429/503/
+timeouts under the pipeline). Scripted faults
 (``fail_next``) answer the next matching requests with a status (e.g. 429 + Retry-After, 503).
 """
 
@@ -20,7 +23,8 @@ import orjson
 import responses
 from azure.core.credentials import AccessToken
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded import AdtError
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.errors import TwinConflict, TwinMissing, TwinRejected
 
 ENDPOINT = "https://fake-adt.api.wus2.digitaltwins.azure.net"
@@ -58,7 +62,7 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], b
 
 
 class FakeAdt:
-    def __init__(self, graph: EmbeddedTwinGraph, mock: responses.RequestsMock) -> None:
+    def __init__(self, graph: EmbeddedTwinStore, mock: responses.RequestsMock) -> None:
         self.graph = graph
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
@@ -93,6 +97,8 @@ class FakeAdt:
             return _error(404, str(exc).split(":")[0], str(exc))
         except TwinRejected as exc:
             return _error(400, exc.code, exc.message)
+        except AdtError as exc:
+            return _error(exc.status, exc.code, exc.message)
 
     def _route(self, method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], bytes]:
         if method == "POST" and path == "/query":
@@ -140,6 +146,6 @@ class FakeAdt:
         if method == "DELETE":
             if self.graph.get_twin(twin_id) is None:
                 return _error(404, "DigitalTwinNotFound", twin_id)
-            self.graph.delete_twin_only(twin_id, headers.get("If-Match"))
+            self.graph.graph.delete_twin(twin_id, if_match=headers.get("If-Match"))
             return 204, {}, b""
         return _error(405, "MethodNotAllowed", method)

@@ -123,7 +123,7 @@ class FaultTransport(HttpTransport):  # type: ignore[type-arg]
             self.now += self.latency
             method = request.method.upper()
             path = urlparse(request.url).path
-            headers = {k: v for k, v in request.headers.items() if k.lower() in ("if-match", "if-none-match")}
+            headers = {k: v for k, v in request.headers.items() if k.lower() in _RECORDED_HEADERS}
             body = _body(request)
             twin_id = _twin_id(path)
             fault = next((f for f in self.script if f.matches(method, twin_id)), None)
@@ -226,6 +226,9 @@ class FaultTransport(HttpTransport):  # type: ignore[type-arg]
         with self._lock:
             self.twins[twin_id] = {"$dtId": twin_id, "$etag": self._etag(), "$metadata": {"$model": model},
                                    **properties}
+
+
+_RECORDED_HEADERS = ("if-match", "if-none-match", "content-type", "authorization")
 
 
 def _twin_id(path: str) -> str | None:

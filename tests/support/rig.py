@@ -9,30 +9,33 @@ from typing import Any
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.ingest.dtdl import ModelCatalog
+from shared.adapters.twins.embedded.catalog import ModelCatalog
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.ports import TwinStore
 from shared.settings.app_config import AppConfig
 from shared.settings.doors import DoorSettings
 from shared.settings.environment import APP_ROOT, Settings
 from shared.twins.pipeline import Pipeline
-from shared.wiring import App, build_pipeline
+from shared.wiring import App, build_pipeline, embedded_twin_store
 from tests.support import event_factory as factory
 from tests.support.fixtures import SAMPLE_TOPIC
 
 CATALOG = ModelCatalog.load_dir(APP_ROOT / "models")
 
 
-class NetworkedGraph(EmbeddedTwinGraph):
-    """The embedded graph declared remote, as ADT is: the pipeline then writes twins from helper threads too."""
+class NetworkedGraph(EmbeddedTwinStore):
+    """The embedded store declared remote, as ADT is: the pipeline then writes twins from helper threads too."""
 
     in_process = False
+
+    def __init__(self, catalog: ModelCatalog = CATALOG) -> None:
+        super().__init__(embedded_twin_store(catalog).graph)
 
 
 @dataclass
 class Rig:
     pipeline: Pipeline
-    twins: EmbeddedTwinGraph
+    twins: EmbeddedTwinStore
     state: MemoryStateStore
     quarantine: MemoryQuarantine
 
@@ -46,7 +49,7 @@ class Rig:
 def rig(config: dict[str, Any] | None = None, twins: Any = None) -> Rig:
     data = {"topics": [factory.TOPIC, SAMPLE_TOPIC], **(config or {})}
     app_config = AppConfig.from_data(data)
-    graph = twins if twins is not None else EmbeddedTwinGraph(CATALOG)
+    graph = twins if twins is not None else embedded_twin_store(CATALOG)
     state, quarantine = MemoryStateStore(), MemoryQuarantine()
     pipeline = build_pipeline(app_config, graph, catalog=CATALOG, state=state, quarantine=quarantine)
     return Rig(pipeline, graph, state, quarantine)
@@ -57,7 +60,7 @@ def make_app(twins: TwinStore | None = None, config: dict[str, Any] | None = Non
     """An app as the doors see it (functions.runtime.use_app installs it)."""
     settings = settings or Settings(doors=doors or DoorSettings())
     app_config = AppConfig.from_data({"topics": [factory.TOPIC], **(config or {})})
-    graph = twins if twins is not None else EmbeddedTwinGraph(CATALOG)
+    graph = twins if twins is not None else embedded_twin_store(CATALOG)
     state, quarantine = MemoryStateStore(), MemoryQuarantine()
     # One twin at a time: deterministic write counts and fault injection order.
     pipeline = build_pipeline(app_config, graph, catalog=CATALOG, state=state, quarantine=quarantine,

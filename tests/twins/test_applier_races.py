@@ -8,7 +8,7 @@ nothing to write and left the ETag alone), and the third with a newer writer tru
 import threading
 
 from shared.adapters.state.memory import MemoryStateStore
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.wiring import embedded_twin_store
 from tests.support import event_factory as factory
 from tests.support.rig import CATALOG, rig
 
@@ -54,7 +54,7 @@ def user(twin):
 
 
 def setup(connected_seq=1):
-    twins, state = EmbeddedTwinGraph(CATALOG), MemoryStateStore()
+    twins, state = embedded_twin_store(CATALOG), MemoryStateStore()
     instance(twins, state).process([factory.lifecycle("dev1"), factory.connection("dev1", connected_seq, second=1)])
     return twins, state
 

@@ -5,10 +5,10 @@ The app's local catalog does not know the model, so auto mode forwards every fie
 refuses 'colour'. That is the realistic way a ValidationFailed happens.
 """
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.catalog import ModelCatalog
 from shared.errors import Code, TransientError
-from shared.ingest.dtdl import ModelCatalog
 from shared.outcome import Outcome
+from shared.wiring import embedded_twin_store
 from tests.support import event_factory as factory
 from tests.support.rig import rig
 
@@ -17,10 +17,10 @@ MODEL = "dtmi:test:Thing;1"
 
 def service_graph():
     catalog = ModelCatalog()
-    catalog.add({"@id": MODEL, "@type": "Interface", "contents": [
+    catalog.add({"@context": "dtmi:dtdl:context;3", "@id": MODEL, "@type": "Interface", "contents": [
         {"@type": "Property", "name": "temperature", "schema": "double"},
         {"@type": "Property", "name": "connectionState", "schema": "string"}]})
-    return EmbeddedTwinGraph(catalog)
+    return embedded_twin_store(catalog)
 
 
 def thing_rig(twins):

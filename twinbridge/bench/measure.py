@@ -22,8 +22,7 @@ from pathlib import Path
 import orjson
 
 from shared import wiring
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.ingest.dtdl import ModelCatalog
+from shared.adapters.twins.embedded.catalog import ModelCatalog
 from shared.settings.app_config import DEFAULT_DEVICE_MODEL, AppConfig
 from shared.settings.environment import APP_ROOT
 from shared.twins.pipeline import Pipeline
@@ -69,7 +68,7 @@ class CoreFigures:
 def run_core(events: int, devices: int, batch_size: int, seed: int, max_concurrency: int,
              known_twins: int) -> CoreFigures:
     models = catalog()
-    pipeline = build_pipeline(EmbeddedTwinGraph(models), models, max_concurrency, known_twins)
+    pipeline = build_pipeline(wiring.embedded_twin_store(models), models, max_concurrency, known_twins)
     figures = CoreFigures()
     loads = orjson.loads
     clock = time.perf_counter
@@ -105,7 +104,7 @@ def run_latency(batch_size: int, devices: int, latency_ms: float, seed: int, max
     warm, measured = list(Workload(devices, seed + 1).batches(2 * batch_size, batch_size))
     latency = latency_ms / 1000
 
-    store = SlowTwinStore(EmbeddedTwinGraph(models), latency)
+    store = SlowTwinStore(wiring.embedded_twin_store(models), latency)
     pipeline = build_pipeline(store, models, max_concurrency, known_twins)
     start = time.perf_counter()
     pipeline.process([orjson.loads(raw) for raw in warm], [len(raw) for raw in warm])
@@ -118,7 +117,7 @@ def run_latency(batch_size: int, devices: int, latency_ms: float, seed: int, max
 
     if not naive:
         return LatencyFigures(len(measured), wall, cold, calls, 0.0, 0)
-    naive_store = SlowTwinStore(EmbeddedTwinGraph(models), 0.0)
+    naive_store = SlowTwinStore(wiring.embedded_twin_store(models), 0.0)
     for raw in warm:
         naive_handle(raw, naive_store, models, DEFAULT_DEVICE_MODEL)
     naive_store.latency_s = latency

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from shared.errors import TwinConflict, TwinMissing
-from shared.ingest.dtdl import ModelCatalog
+from shared.ingest.model_types import ModelTypes, property_type
 from shared.ports import TwinStore
 
 _TELEMETRY = "Microsoft.Devices.DeviceTelemetry"
@@ -25,7 +25,7 @@ _CREATED = "Microsoft.Devices.DeviceCreated"
 _DELETED = "Microsoft.Devices.DeviceDeleted"
 
 
-def naive_handle(raw: bytes, twins: TwinStore, catalog: ModelCatalog, model_id: str) -> int:
+def naive_handle(raw: bytes, twins: TwinStore, catalog: ModelTypes, model_id: str) -> int:
     """Handle one event the naive way; returns the number of ADT calls made."""
     event = orjson.loads(raw)
     event_type = event.get("eventType")
@@ -45,7 +45,7 @@ def naive_handle(raw: bytes, twins: TwinStore, catalog: ModelCatalog, model_id: 
         body = data["body"]
         if isinstance(body, str):
             body = orjson.loads(base64.b64decode(body))
-        values = {k: v for k, v in body.items() if catalog.property_type(model_id, (k,)) is not None}
+        values = {k: v for k, v in body.items() if property_type(catalog, model_id, (k,)) is not None}
     else:
         return 0
     patch = [{"op": "add", "path": f"/{name}", "value": value} for name, value in values.items()]

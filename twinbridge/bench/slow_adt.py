@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 
 
 class SlowTwinStore:
-    def __init__(self, inner: EmbeddedTwinGraph, latency_s: float = 0.0) -> None:
+    def __init__(self, inner: EmbeddedTwinStore, latency_s: float = 0.0) -> None:
         self.inner = inner
         self.latency_s = latency_s  # may be changed between measurements (e.g. 0 while warming up)
         self.calls = 0

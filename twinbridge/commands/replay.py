@@ -22,13 +22,13 @@ from typing import Any
 import orjson
 
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
+from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 from shared.errors import Code, ConfigError, PermanentError
 from shared.outcome import Outcome
 from shared.ports import Quarantine
 from shared.settings.environment import Settings
 from shared.twins.pipeline import Pipeline
-from shared.wiring import build_pipeline, load_catalog, load_config
+from shared.wiring import build_pipeline, embedded_twin_store, load_catalog, load_config
 from twinbridge.streams import Unparsable, read_events
 
 PROGRESS_EVERY = 100_000
@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def build_replay(args: argparse.Namespace) -> tuple[Pipeline, EmbeddedTwinGraph, Quarantine]:
+def build_replay(args: argparse.Namespace) -> tuple[Pipeline, EmbeddedTwinStore, Quarantine]:
     settings = Settings.from_env()
     if args.config:
         settings = dataclasses.replace(settings, config_path=args.config)
@@ -58,7 +58,7 @@ def build_replay(args: argparse.Namespace) -> tuple[Pipeline, EmbeddedTwinGraph,
     if args.allow_topic:
         config = config.model_copy(update={"topics": [*config.topics, *args.allow_topic]})
     catalog = load_catalog(settings, config)
-    twins = EmbeddedTwinGraph(catalog)
+    twins = embedded_twin_store(catalog)
     quarantine: Quarantine = JsonlQuarantine(args.quarantine_out) if args.quarantine_out else MemoryQuarantine()
     pipeline = build_pipeline(config, twins, catalog=catalog, quarantine=quarantine)
     return pipeline, twins, quarantine

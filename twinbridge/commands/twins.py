@@ -31,17 +31,13 @@ def register(subparsers: Any) -> None:
 
 
 def open_graph(db: str | None) -> Any:
-    from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-    from shared.settings.app_config import AppConfig
-    from shared.settings.environment import Settings
-    from shared.wiring import load_catalog
+    from shared.adapters.twins.embedded import TwinGraph
+    from shared.adapters.twins.embedded.store import EmbeddedTwinStore
 
     path = db or os.environ.get("TWINBRIDGE_TWIN_DB") or DEFAULT_DB
     if not Path(path).is_file():
         raise SystemExit(f"no twin database at {path} (run `make demo`, or pass --db)")
-    settings = Settings.from_env()
-    catalog = load_catalog(settings, AppConfig.default())
-    return EmbeddedTwinGraph(catalog, path)
+    return EmbeddedTwinStore(TwinGraph(path))  # the engine's file holds its models too: nothing to upload
 
 
 def _cell(value: Any) -> str:

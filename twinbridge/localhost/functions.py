@@ -210,6 +210,8 @@ class Invocation:
 
 
 class Invoker:
+    worker_schedules = False  # True: what it invokes through runs sync functions on its own pool (the real runtime)
+
     def __init__(self, sinks: OutputSinks, stats: HostStats) -> None:
         self.sinks = sinks
         self.stats = stats
@@ -244,8 +246,8 @@ class Invoker:
         if "context" in function.parameters and "context" not in kwargs:
             kwargs["context"] = LocalContext(function)
         result = function.user_function(**kwargs)
-        if inspect.isawaitable(result):
-            result = asyncio.run(_await(result))
+        if inspect.isawaitable(result):  # awaited on the one event loop, as the worker runs async functions
+            result = asyncio.run_coroutine_threadsafe(_await(result), worker_loop()).result()
         for binding, out in outs.values():
             if out.value is not None:
                 self.sinks.write(function, binding, out.value)
@@ -257,3 +259,19 @@ class Invoker:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def worker_loop() -> asyncio.AbstractEventLoop:
+    """The process's one event loop for ``async def`` functions, in a thread of its own: the Python worker runs
+    every async invocation on its single loop, so they overlap there (and share per-process state such as the
+    Event Grid door's group commit) instead of each getting a loop of its own."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="worker-event-loop", daemon=True).start()
+        return _loop

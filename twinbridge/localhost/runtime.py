@@ -58,6 +58,8 @@ class RuntimeInvoker(Invoker):
     """Invocations through azure-functions-runtime: the trigger input is sent as the host sends it (TypedData),
     so the runtime's converters build the function's arguments and its invocation path calls it."""
 
+    worker_schedules = True  # the runtime runs sync functions on its thread pool, async ones on its event loop
+
     def __init__(self, runtime: Any, sinks: OutputSinks, stats: HostStats) -> None:
         super().__init__(sinks, stats)
         self.runtime = runtime

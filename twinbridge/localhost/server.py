@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hmac
+import inspect
 import logging
 import os
 import threading
@@ -32,6 +33,7 @@ from twinbridge.localhost.stats import HostStats
 log = logging.getLogger("twinbridge.host")
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+EVENT_GRID_MAX_ARRAY = 5000  # Event Grid's maxEventsPerBatch upper bound
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -59,6 +61,8 @@ class LocalHostApp:
         self.stats = stats
         self.route_prefix = route_prefix.strip("/")
         self.pool = ThreadPoolExecutor(max_workers=_worker_count(), thread_name_prefix="invoke")
+        # One thread per event of an array at most (threads start on demand): each only waits on the event loop.
+        self.dispatch_pool = ThreadPoolExecutor(max_workers=EVENT_GRID_MAX_ARRAY, thread_name_prefix="dispatch")
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -137,7 +141,12 @@ class LocalHostApp:
             detail = f"id={event.get('id')}" if isinstance(event, dict) else ""
             return self.invoker.invoke(function, decoded, detail, raw=event).ok
 
-        results = list(self.pool.map(one, events))
+        # The host starts every invocation of the array at once (docs/doors.md). The worker then runs sync functions
+        # on its thread pool (self.pool's size) and async ones all together on its event loop; behind the real runtime
+        # (RuntimeInvoker) the runtime does that itself.
+        all_at_once = inspect.iscoroutinefunction(function.user_function) or self.invoker.worker_schedules
+        pool = self.dispatch_pool if all_at_once else self.pool
+        results = list(pool.map(one, events))
         failed = results.count(False)
         if failed:
             return _text(f"{failed} of {len(events)} invocation(s) failed", 500)
@@ -271,6 +280,7 @@ class RunningHost:
         self.server.server_close()
         self.thread.join(timeout=5)
         self.app.pool.shutdown(wait=True)
+        self.app.dispatch_pool.shutdown(wait=True)
         for callback in self.on_stop:
             callback()
 

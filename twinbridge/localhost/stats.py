@@ -24,6 +24,7 @@ class HostStats:
         self.outputs: Counter[str] = Counter()
         self.twin_writes = 0
         self.egress: Counter[str] = Counter()  # notifications, forwarded, duplicates, propagated, quarantined, retry
+        self.batches = 0  # pipeline batches (a group commit makes one for many trigger invocations)
 
     def invocation(self, function: str, ok: bool) -> None:
         with self._lock:
@@ -36,6 +37,7 @@ class HostStats:
             self.outcomes.update({k: v for k, v in report.counts().items() if v})
             self.codes.update(report.codes())
             self.twin_writes += report.twin_writes
+            self.batches += 1
 
     def egress_batch(self, report: Any) -> None:
         """An ``EgressReport`` of the egress doors (shared/egress/router.py)."""
@@ -55,7 +57,7 @@ class HostStats:
         with self._lock:
             return {"invocations": dict(self.invocations), "failures": dict(self.failures),
                     "outcomes": dict(self.outcomes), "codes": dict(self.codes), "outputs": dict(self.outputs),
-                    "twin_writes": self.twin_writes, "egress": dict(self.egress)}
+                    "twin_writes": self.twin_writes, "batches": self.batches, "egress": dict(self.egress)}
 
 
 class CountingPipeline:

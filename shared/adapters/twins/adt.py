@@ -12,8 +12,10 @@ absolute values and are conditional on the ETag, so that resolves it either way.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -28,11 +30,13 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
+from azure.core.utils import case_insensitive_dict
 from azure.digitaltwins.core import DigitalTwinsClient
 
 from shared.errors import Code, TransientError, TwinConflict, TwinMissing, TwinRejected
 from shared.observability import ADT_CALLS, ADT_RETRIED, ADT_THROTTLED, METRICS, Metrics
 from shared.twins import deadline
+from shared.twins.write_pacer import Throttled
 
 # azure-core RetryPolicy settings (constructor kwargs of every azure-core client).
 RETRY_SETTINGS: dict[str, Any] = {
@@ -103,10 +107,14 @@ def _translate(exc: Exception, what: str, *, twin_write: bool = False) -> Except
         code = (exc.error.code if exc.error is not None else None) or str(status)
         if status == 412:
             return TwinConflict(f"{what}: precondition failed")
+        if status == 404 and code == "TargetTwinNotFound":
+            # The relationship's target does not exist: this write can never succeed as it is (not "the twin
+            # vanished"); spec: DigitalTwins_AddRelationship answers 404 TargetTwinNotFound.
+            return TwinRejected(code, (exc.message or str(exc))[:500])
         if status == 404:
             return TwinMissing(f"{what}: {code}")
-        if status == 429:
-            return TransientError(Code.ADT_THROTTLED, f"{what}: throttled past the retry budget")
+        if status == 429:  # the pacer (shared/twins/write_pacer.py) holds every call for the Retry-After
+            return Throttled(f"{what}: throttled past the retry budget", retry_after_seconds(exc.response))
         if status == 400 and code == "RelationshipsNotDeleted":
             return TwinConflict(f"{what}: a relationship appeared meanwhile")  # a race, not bad input: retry
         if status in (400, 409, 413, 422):
@@ -135,6 +143,42 @@ class CountingPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
     def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:  # type: ignore[type-arg]
         if response.http_response.status_code == 429:
             self.metrics.add(ADT_THROTTLED)
+
+
+def retry_after_seconds(response: Any) -> float | None:
+    """The wait a 429 asks for, read as azure-core reads it: ``Retry-After`` (seconds or an HTTP date), else
+    ``retry-after-ms`` / ``x-ms-retry-after-ms``; None when there is none or it cannot be read."""
+    headers = case_insensitive_dict(getattr(response, "headers", None) or {})
+    try:
+        if headers.get("retry-after"):
+            return parse_retry_after(headers["retry-after"])
+        for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+            if headers.get(name):
+                return parse_retry_after(headers[name]) / 1000
+    except (ValueError, TypeError):
+        return None
+    return None
+
+
+def parse_retry_after(value: str) -> float:
+    """Seconds, or an HTTP date (RFC 9110 §10.2.3) turned into the seconds from now; never negative."""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.now(when.tzinfo or UTC)).total_seconds())
+
+
+class ThrottleListener(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    """Tells ``on_throttled`` about every 429 (retried by azure-core or not), with its wait in seconds: the write
+    pacer then holds all of this process's calls, not only the one that was throttled."""
+
+    def __init__(self, on_throttled: Callable[[float | None], None]) -> None:
+        self.on_throttled = on_throttled
+
+    def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:  # type: ignore[type-arg]
+        if response.http_response.status_code == 429:
+            self.on_throttled(retry_after_seconds(response.http_response))
 
 
 class AdtTwinStore:
@@ -193,9 +237,11 @@ class AdtTwinStore:
                 self.client.delete_digital_twin(twin_id, etag=etag, match_condition=MatchConditions.IfNotModified)
             else:
                 self.client.delete_digital_twin(twin_id)
-        except ResourceNotFoundError:
+        except (ResourceNotFoundError, TwinMissing):
+            # Gone already (ADT answers 404 DigitalTwinNotFound to listing a missing twin's relationships, and
+            # to its DELETE): a delete is idempotent.
             return
-        except (TwinMissing, TwinConflict, TwinRejected, TransientError):
+        except (TwinConflict, TwinRejected, TransientError):
             raise
         except Exception as exc:
             raise _translate(exc, f"DELETE {twin_id}", twin_write=True) from exc

@@ -2,6 +2,10 @@
 
 The graph computes a write's whole effect first, hands it here as a list of puts/deletes, and changes its memory
 only after ``write`` returned — so an acknowledged write is on disk, and a failed commit leaves memory as it was.
+A commit the file refuses (locked by another process past ``LOCK_WAIT_SECONDS``, disk full) is ``AdtError`` 503
+ServiceUnavailable: a transient failure, as ADT's own 503 (the in-process store raises TransientError, the broker
+redelivers; the emulator answers 503 and the SDK retries). A file that cannot be opened or read at all (corrupt, not
+a database, locked at start) is ``TwinGraphFileError`` with one line that says which file and why.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+
+from shared.adapters.twins.embedded.errors import AdtError
 
 KINDS = ("model", "twin", "relationship", "route")
 
@@ -41,25 +47,58 @@ class MemoryStorage:
         return None
 
 
+# How long a write waits for another process's lock on the file before it fails (transient: redelivered).
+LOCK_WAIT_SECONDS = 2.0
+
+
+class TwinGraphFileError(RuntimeError):
+    """The twin graph's SQLite file cannot be used at all (corrupt, not a database, locked at start): one line."""
+
+
 class SqliteStorage:
     def __init__(self, path: str | Path) -> None:
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # check_same_thread=False: the server's threads share it; the graph's lock serialises every use.
-        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        self.path = target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # check_same_thread=False: the server's threads share it; the graph's lock serialises every use.
+            self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None,
+                                       timeout=LOCK_WAIT_SECONDS)
+        except (sqlite3.Error, OSError) as exc:
+            raise TwinGraphFileError(f"twin graph file {target} cannot be used: {exc}") from None
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process crashes
-        self._db.execute("CREATE TABLE IF NOT EXISTS documents (kind TEXT NOT NULL, key TEXT NOT NULL, "
-                         "seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (kind, key))")
-        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM documents").fetchone()
-        self._seq = int(row[0])
+        try:
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "documents" not in tables and {"twins", "relationships"} <= tables:
+                self._db.close()
+                raise TwinGraphFileError(f"twin graph file {target} cannot be used: it holds the retired embedded "
+                                         "graph's tables (twins, relationships); delete it and run again")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process crashes
+            self._db.execute("CREATE TABLE IF NOT EXISTS documents (kind TEXT NOT NULL, key TEXT NOT NULL, "
+                             "seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (kind, key))")
+            row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM documents").fetchone()
+            self._seq = int(row[0])
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise TwinGraphFileError(f"twin graph file {target} cannot be used: {exc}") from None
 
     def load(self) -> Iterator[tuple[str, str, Any]]:
-        rows = self._db.execute("SELECT kind, key, body FROM documents ORDER BY seq").fetchall()
-        return ((kind, key, orjson.loads(body)) for kind, key, body in rows)
+        try:
+            rows = self._db.execute("SELECT kind, key, body FROM documents ORDER BY seq").fetchall()
+            documents = [(kind, key, orjson.loads(body)) for kind, key, body in rows]
+        except (sqlite3.Error, orjson.JSONDecodeError) as exc:
+            self._db.close()
+            raise TwinGraphFileError(f"twin graph file {self.path} cannot be used: {exc}") from None
+        return iter(documents)
 
     def write(self, changes: Sequence[Change]) -> None:
+        try:
+            self._write(changes)
+        except sqlite3.Error as exc:
+            raise AdtError(503, "ServiceUnavailable", f"twin graph file {self.path} not written: {exc}") from None
+
+    def _write(self, changes: Sequence[Change]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

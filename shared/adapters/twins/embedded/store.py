@@ -1,5 +1,5 @@
-"""The ``TwinStore`` port (shared/ports.py) over the engine: what the app's embedded adapter becomes once it is
-switched onto ``TwinGraph`` (not wired anywhere yet; the contract suite runs against it).
+"""The ``TwinStore`` port (shared/ports.py) over the engine: the app's embedded twin store (shared/wiring.py builds
+it when no ADT instance is configured), held to the same contract suite as the ADT adapter.
 
 ADT answers map to the port's exceptions exactly as the ADT adapter should map them:
 
@@ -7,7 +7,12 @@ ADT answers map to the port's exceptions exactly as the ADT adapter should map t
 * 404 DigitalTwinNotFound / RelationshipNotFound → ``TwinMissing``;
 * 404 **TargetTwinNotFound** → ``TwinRejected`` (the relationship can never be written as it is: its target does
   not exist — not "the twin vanished");
-* every other 4xx (400 ValidationFailed, JsonPatchInvalid, RelationshipsNotDeleted, 413 …) → ``TwinRejected``.
+* every other 4xx (400 ValidationFailed, JsonPatchInvalid, RelationshipsNotDeleted, 413 …) → ``TwinRejected``;
+* 5xx (the graph file refused a commit: locked, disk full) → ``TransientError`` — nothing changed, the broker
+  redelivers, and the redelivery writes again (the graph commits before it changes memory or answers).
+
+Over a file (``TwinGraph(path)``) every acknowledged write is on disk; a file that cannot be opened at all raises
+``TwinGraphFileError`` (persistence.py) with one line.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from typing import Any, TypeVar
 
 from shared.adapters.twins.embedded.errors import AdtError
 from shared.adapters.twins.embedded.graph import TwinGraph
-from shared.errors import TwinConflict, TwinMissing, TwinRejected
+from shared.errors import Code, TransientError, TwinConflict, TwinMissing, TwinRejected
 
 T = TypeVar("T")
 
 
 def to_port_error(error: AdtError) -> Exception:
+    if error.status >= 500:
+        return TransientError(Code.ADT_UNAVAILABLE, f"{error.code}: {error.message}")
     if error.status == 412:
         return TwinConflict(error.message)
     if error.status == 404 and error.code != "TargetTwinNotFound":
@@ -77,6 +84,9 @@ class EmbeddedTwinStore:
 
     def list_twins(self) -> Iterator[dict[str, Any]]:
         return self.graph.twins()
+
+    def close(self) -> None:
+        self.graph.close()
 
     def list_relationships(self, twin_id: str) -> list[dict[str, Any]]:
         return self._call(lambda: self.graph.list_relationships(twin_id))

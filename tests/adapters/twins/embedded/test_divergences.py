@@ -1,7 +1,7 @@
 """Each divergence the audit found between the old embedded graph (shared/adapters/twins/embedded_graph.py with
-shared/ingest/dtdl.py) and ADT, as one scenario run twice: on the new engine, where it must give ADT's answer, and
-on the old graph, where it is expected to fail (strict xfail) — the proof that each test fails without the fix.
-When the old graph is retired, drop the ``old`` parameter.
+shared/ingest/dtdl.py, both retired in issue 17: the app's embedded store is now the engine) and ADT, as one
+scenario on the engine, where it must give ADT's answer. Each ran on the old graph too as a strict xfail until
+that graph was removed (the proof that each test fails without the fix); ``@divergence`` keeps what it did.
 
 Each scenario cites its source: a spec example (azure-rest-api-specs digitaltwins 2023-10-31 examples/), the spec's
 operation descriptions, or a Learn page.
@@ -14,9 +14,6 @@ from typing import Any
 import pytest
 
 from shared.adapters.twins.embedded import AdtError, TwinGraph
-from shared.adapters.twins.embedded_graph import EmbeddedTwinGraph
-from shared.errors import TwinConflict, TwinMissing, TwinRejected
-from shared.ingest.dtdl import ModelCatalog
 
 V3 = "dtmi:dtdl:context;3"
 ROOM = "dtmi:ex:Room;1"
@@ -71,52 +68,10 @@ class New:
         return self.graph.delete_twin(twin_id)
 
 
-class Old:
-    """The old embedded graph, its port exceptions read back as the status ADT would have sent."""
-
-    def __init__(self, models: list[dict[str, Any]]) -> None:
-        catalog = ModelCatalog()
-        catalog.add(models)
-        self.graph = EmbeddedTwinGraph(catalog)
-
-    def call(self, name: str, *args: Any) -> Any:
-        try:
-            return getattr(self, "_" + name)(*args)
-        except TwinRejected as error:
-            raise Outcome(400, error.code) from None
-        except TwinMissing as error:
-            raise Outcome(404, str(error).split(":")[0]) from None
-        except TwinConflict:
-            raise Outcome(412, "PreconditionFailed") from None
-
-    def _put(self, twin_id: str, body: dict[str, Any]) -> Any:
-        self.graph.create_twin(twin_id, body)
-        return self.graph.get_twin(twin_id)
-
-    def _get(self, twin_id: str) -> Any:
-        twin = self.graph.get_twin(twin_id)
-        if twin is None:
-            raise Outcome(404, "DigitalTwinNotFound")
-        return twin
-
-    def _relate(self, source: str, rel_id: str, body: dict[str, Any]) -> Any:
-        return self.graph.upsert_relationship(source, rel_id, body)
-
-    def _relationships(self, twin_id: str) -> Any:
-        return self.graph.list_relationships(twin_id)
-
-    def _delete(self, twin_id: str) -> Any:
-        return self.graph.delete_twin_only(twin_id)
-
-
-_OLD_FAILURES = (AssertionError, Outcome, KeyError, TypeError, AttributeError, pytest.fail.Exception)
-
-
-def fails_on_old(reason: str) -> Any:
-    return pytest.mark.parametrize("engine", [
-        pytest.param(New, id="new"),
-        pytest.param(Old, id="old", marks=pytest.mark.xfail(strict=True, raises=_OLD_FAILURES, reason=reason)),
-    ])
+def divergence(old_behaviour: str) -> Any:
+    """A scenario the old embedded graph got wrong (``old_behaviour``); until it was retired each ran on it too as a
+    strict xfail, the proof that the test fails without the fix. Now it runs on the engine only."""
+    return pytest.mark.parametrize("engine", [pytest.param(New, id="engine")])
 
 
 def room(**props: Any) -> dict[str, Any]:
@@ -129,7 +84,7 @@ def expect(engine: Any, status: int, code: str, name: str, *args: Any) -> None:
     assert (caught.value.status, caught.value.code) == (status, code)
 
 
-@fails_on_old("old graph refused $metadata/<prop>/sourceTime in a PUT body")
+@divergence("old graph refused $metadata/<prop>/sourceTime in a PUT body")
 def test_source_time_in_a_put_body_is_kept(engine):
     """PutTwinAdvancedExample.json: $metadata.property1.sourceTime is accepted and returned."""
     e = engine(MODELS)
@@ -138,7 +93,7 @@ def test_source_time_in_a_put_body_is_kept(engine):
     assert twin["$metadata"]["temp"]["sourceTime"] == "2022-05-31T12:00:01Z"
 
 
-@fails_on_old("old graph placed component metadata at the top level and gave the component none")
+@divergence("old graph placed component metadata at the top level and gave the component none")
 def test_component_metadata_lives_in_the_component(engine):
     """GetTwin.json: component1.$metadata holds $lastUpdateTime and componentProperty's lastUpdateTime; the
     top-level $metadata has no entry for the component."""
@@ -148,7 +103,7 @@ def test_component_metadata_lives_in_the_component(engine):
     assert set(twin["hvac"]["$metadata"]) == {"$lastUpdateTime", "mode"}
 
 
-@fails_on_old("old graph answered 400 TargetTwinNotFound")
+@divergence("old graph answered 400 TargetTwinNotFound")
 def test_relationship_to_a_missing_target_is_404(engine):
     """Spec, DigitalTwins_AddRelationship: 404 TargetTwinNotFound."""
     e = engine(MODELS)
@@ -156,19 +111,19 @@ def test_relationship_to_a_missing_target_is_404(engine):
     expect(e, 404, "TargetTwinNotFound", "relate", "a", "r", {"$targetId": "ghost", "$relationshipName": "contains"})
 
 
-@fails_on_old("old graph listed [] for a missing twin")
+@divergence("old graph listed [] for a missing twin")
 def test_listing_relationships_of_a_missing_twin_is_404(engine):
     """Spec, DigitalTwins_ListRelationships: 404 DigitalTwinNotFound."""
     expect(engine(MODELS), 404, "DigitalTwinNotFound", "relationships", "ghost")
 
 
-@fails_on_old("old graph deleted a missing twin silently")
+@divergence("old graph deleted a missing twin silently")
 def test_deleting_a_missing_twin_is_404(engine):
     """Spec, DigitalTwins_Delete (DeleteTwin.json): 404 DigitalTwinNotFound."""
     expect(engine(MODELS), 404, "DigitalTwinNotFound", "delete", "ghost")
 
 
-@fails_on_old("old graph accepted components of any shape and did not require them")
+@divergence("old graph accepted components of any shape and did not require them")
 def test_components_are_required_and_validated(engine):
     """Learn how-to-manage-twin: every component must be initialised at creation (even as {"$metadata": {}}),
     and its properties follow the component's model."""
@@ -178,7 +133,7 @@ def test_components_are_required_and_validated(engine):
     expect(e, 400, "ValidationFailed", "put", "c", room(hvac={"$metadata": {}, "fan": "on"}))
 
 
-@fails_on_old("old graph accepted undeclared Object fields and any dateTime string")
+@divergence("old graph accepted undeclared Object fields and any dateTime string")
 def test_object_fields_and_date_time_formats_are_checked(engine):
     """Learn concepts-models (Object schemas; dateTime is RFC 3339)."""
     e = engine(MODELS)
@@ -186,13 +141,13 @@ def test_object_fields_and_date_time_formats_are_checked(engine):
     expect(e, 400, "ValidationFailed", "put", "b", room(seen="yesterday"))
 
 
-@fails_on_old("old graph refused DTDL v3 Array properties")
+@divergence("old graph refused DTDL v3 Array properties")
 def test_v3_array_properties_are_accepted(engine):
     """Learn concepts-models: DTDL v3 allows Array schemas in properties."""
     assert engine(MODELS).call("put", "a", room(tags=["x", "y"]))["tags"] == ["x", "y"]
 
 
-@fails_on_old("old graph never checked relationship names or properties")
+@divergence("old graph never checked relationship names or properties")
 def test_relationship_names_and_properties_are_checked(engine):
     """Spec, DigitalTwins_AddRelationship: 400 ValidationFailed "The relationship content is invalid"; a
     relationship must be declared by the source's model with its properties' schemas."""
@@ -216,14 +171,14 @@ CHAIN = [
 ]
 
 
-@fails_on_old("old catalog lost grandparent properties when a chain was loaded child-first")
+@divergence("old catalog lost grandparent properties when a chain was loaded child-first")
 def test_grandparent_properties_survive_a_child_first_upload(engine):
     """DTDL: extends is transitive; ADT resolves a model's references within the upload, in any order."""
     twin = engine(CHAIN).call("put", "t", {"$metadata": {"$model": "dtmi:ex:Child;1"}, "grand": "g"})
     assert twin["grand"] == "g"
 
 
-@fails_on_old("old catalog crashed on an inline extends object")
+@divergence("old catalog crashed on an inline extends object")
 def test_inline_extends(engine):
     """DTDL v2/v3: extends may hold an inline Interface."""
     inline = [{"@id": "dtmi:ex:A;1", "@type": "Interface", "@context": V3,

@@ -2,7 +2,7 @@
 
 Sources: DTDL v2/v3 language specs (github.com/Azure/opendigitaltwins-dtdl DTDL/v2/DTDL.v2.md, DTDL/v3/DTDL.v3.md),
 Learn concepts-models ("Azure Digital Twins supports DTDL v2 and v3"), reference-service-limits (4 KB strings,
-1 KB property names). The divergences of the old catalog (shared/ingest/dtdl.py) each have a test here marked
+1 KB property names). The divergences of the old catalog (shared/ingest/dtdl.py, retired) each have a test here marked
 "divergence" in its docstring.
 """
 

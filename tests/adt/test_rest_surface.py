@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.twinbridge_adt.conftest import REPO, start_emulator
+from tests.support.adt_emulator import REPO, start_emulator
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 from azure.digitaltwins.core import DigitalTwinsClient
 
+from tests.support.adt_emulator import contract_models as _contract_models
 from tests.support.fake_adt import ENDPOINT, FakeCredential
-from tests.twinbridge_adt.test_twin_store_contract_on_emulator import _contract_models
 
 pytestmark = pytest.mark.integration
 MODEL = "dtmi:twinbridge:IoTDevice;1"

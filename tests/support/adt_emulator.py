@@ -1,19 +1,23 @@
-"""``adt serve`` as a subprocess, and the real ``DigitalTwinsClient`` talking to it over HTTPS."""
+"""``python -m twinbridge adt serve`` as a subprocess, and the real ``DigitalTwinsClient`` talking to it over HTTPS:
+the reference Azure Digital Twins of the tests (the twin-store contract, tests/adt/)."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import pytest
+import orjson
 from azure.core.credentials import AccessToken
 from azure.digitaltwins.core import DigitalTwinsClient
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST_LINE = "ADT emulator listening on https://"
+DEVICE_MODEL = "dtmi:twinbridge:IoTDevice;1"
 
 
 class AnyToken:
@@ -43,30 +47,22 @@ class Emulator:
 
 
 def start_emulator(tls_dir: Path, *extra: str) -> Emulator:
+    # stderr to a file, not a pipe: a pipe nobody reads fills up and stalls the emulator.
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    stderr = (tls_dir / "emulator.stderr").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "twinbridge", "adt", "serve", "--port", "0", "--tls-dir", str(tls_dir), *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    stderr.close()
     assert process.stdout is not None
     line = process.stdout.readline().rstrip("\n")
     if not line.startswith(FIRST_LINE):
         process.kill()
-        stderr = process.stderr.read() if process.stderr else ""
-        raise AssertionError(f"unexpected first line {line!r}; stderr: {stderr}")
+        process.wait()
+        raise AssertionError(f"unexpected first line {line!r}; stderr: {(tls_dir / 'emulator.stderr').read_text()}")
     url = line.split(" ")[4]
     ca = line.split("(CA certificate: ", 1)[1][:-1]
     return Emulator(process, url, ca, line)
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory):
-    running = start_emulator(tmp_path_factory.mktemp("tls"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def client(emulator: Emulator) -> DigitalTwinsClient:
-    return emulator.client()
 
 
 def wipe(client: DigitalTwinsClient) -> None:
@@ -91,7 +87,12 @@ def wipe(client: DigitalTwinsClient) -> None:
         client.delete_event_route(route.id)
 
 
-@pytest.fixture
-def adt(client: DigitalTwinsClient) -> DigitalTwinsClient:
-    wipe(client)
-    return client
+def contract_models() -> list[dict[str, Any]]:
+    """The app's models, with the ``contains`` relationship the twin-store contract creates declared on the device
+    model: ADT refuses a relationship its source model does not declare (400 ValidationFailed), and the shipped
+    models/IoTDevice.json declares none (the app itself never creates relationships)."""
+    documents = [orjson.loads(p.read_bytes()) for p in sorted((REPO / "models").glob("*.json"))]
+    device = next(d for d in documents if d["@id"] == DEVICE_MODEL)
+    patched = copy.deepcopy(device)
+    patched["contents"].append({"@type": "Relationship", "name": "contains"})
+    return [patched if d is device else d for d in documents]

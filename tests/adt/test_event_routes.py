@@ -16,7 +16,7 @@ import orjson
 import pytest
 from azure.digitaltwins.core import DigitalTwinsEventRoute
 
-from tests.twinbridge_adt.conftest import Emulator, start_emulator
+from tests.adt.conftest import Emulator, start_emulator
 from twinbridge.adt.endpoints import EndpointsError, parse_endpoints
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 
-from tests.twinbridge_adt.conftest import start_emulator
+from tests.support.adt_emulator import start_emulator
 
 pytestmark = pytest.mark.integration
 
