@@ -1,14 +1,14 @@
-"""ADT_CREDENTIAL=emulator: a static token for the local emulator, refused for any ADT_URL that is not loopback."""
+"""ADT_CREDENTIAL=emulator: a static token for the local emulator, refused for any ADT_URL that is not loopback;
+ADT_CA_CERT: the CA the ADT client trusts."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.adapters.twins.adt import AdtTwinStore
+from shared.adapters.twins.embedded.catalog import ModelCatalog
 from shared.errors import ConfigError
-from shared.ingest.dtdl import ModelCatalog
 from shared.settings.environment import Settings
-from shared.wiring import EmulatorToken, adt_instance, build_twin_store
+from shared.wiring import EmulatorToken, adt_client_options, adt_instance, build_twin_store
 
 
 @pytest.mark.parametrize("url", ["https://contoso.api.weu.digitaltwins.azure.net", "https://10.0.0.5:8443",
@@ -20,11 +20,17 @@ def test_emulator_token_is_refused_off_loopback(url: str) -> None:
 
 
 @pytest.mark.parametrize("url", ["https://127.0.0.1:8443", "https://localhost:1234", "https://[::1]:9000"])
-def test_emulator_token_on_loopback_uses_the_real_adapter(url: str) -> None:
+def test_emulator_token_and_ca_on_loopback(url: str) -> None:
     settings = Settings.from_env({"ADT_URL": url, "ADT_CREDENTIAL": "emulator", "ADT_CA_CERT": "/tmp/ca.pem"})
-    store = build_twin_store(settings, ModelCatalog())
-    assert isinstance(store, AdtTwinStore)
-    assert isinstance(store.client._client._config.credential, EmulatorToken)
+    options = adt_client_options(settings)
+    assert isinstance(options["credential"], EmulatorToken) and options["connection_verify"] == "/tmp/ca.pem"
+    assert EmulatorToken().get_token("https://digitaltwins.azure.net/.default").token
+    build_twin_store(settings, ModelCatalog())  # the real adapter, built without contacting anything
+
+
+def test_default_credential_is_left_to_the_adapter() -> None:
+    options = adt_client_options(Settings.from_env({"ADT_URL": "https://c.api.weu.digitaltwins.azure.net"}))
+    assert options == {}  # AdtTwinStore.from_url then uses DefaultAzureCredential
 
 
 def test_unknown_credential_is_a_config_error() -> None:
