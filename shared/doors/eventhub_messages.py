@@ -30,6 +30,7 @@ import orjson
 from shared.errors import Code, PermanentError
 from shared.ingest.decode import is_json_content
 from shared.ingest.events import DEVICE_CONNECTED, DEVICE_CREATED, DEVICE_DELETED, DEVICE_DISCONNECTED, DEVICE_TELEMETRY
+from shared.ingest.json_elements import parse_element
 from shared.ingest.timeparse import parse_ticks, ticks_to_iso
 
 TELEMETRY_SOURCE = "telemetry"
@@ -147,8 +148,10 @@ def _telemetry(message: StreamMessage, topic: str) -> dict[str, Any]:
     body: Any
     if is_json_content(content_type, content_encoding):
         try:
-            body = orjson.loads(message.body)
-        except orjson.JSONDecodeError:
+            # As the other doors read JSON: integers beyond 64 bits exact, NaN and lone-surrogate escapes read, so
+            # the pipeline gives them the same code and path (UNSUPPORTED_VALUE) as on the Event Grid doors.
+            body = parse_element(message.body)
+        except ValueError:
             raise PermanentError.at(Code.BODY_NOT_JSON, "data.body",
                                     "content type says JSON but the body is not UTF-8 JSON") from None
         if not isinstance(body, dict):
@@ -181,8 +184,8 @@ def _operation(message: StreamMessage, table: dict[str, str]) -> str:
 
 def _json_body(message: StreamMessage) -> dict[str, Any]:
     try:
-        body = orjson.loads(message.body)
-    except orjson.JSONDecodeError:
+        body = parse_element(message.body)  # as for telemetry (_telemetry)
+    except ValueError:
         raise PermanentError.at(Code.BODY_NOT_JSON, "data", "notification body is not JSON") from None
     if not isinstance(body, dict):
         raise PermanentError.at(Code.BODY_NOT_JSON, "data", "notification body is not a JSON object")

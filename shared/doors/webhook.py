@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from shared.ingest.json_elements import iter_elements
+from shared.ingest.json_elements import iter_elements, loads
 from shared.outcome import Outcome
 from shared.twins.pipeline import BatchReport
 
@@ -96,7 +96,7 @@ def decide_post(headers: Mapping[str, str], body: bytes, policy: WebhookPolicy) 
     if kind not in (NOTIFICATION, VALIDATION):
         return _error(400, "UNKNOWN_EVENT_TYPE_HEADER", f"aeg-event-type {h.get('aeg-event-type')!r} is not known")
     try:
-        parsed = orjson.loads(body)
+        parsed = loads(body)  # integers beyond 64 bits kept exact, as the trigger door's binding reads them
     except orjson.JSONDecodeError as exc:
         # A complete array orjson refuses because of one element (a lone-surrogate escape, NaN, nesting past 1024
         # levels): each element on its own, so the bad one is quarantined (MALFORMED_JSON or UNSUPPORTED_VALUE)

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -21,9 +21,10 @@ from shared.ingest.intake import Accepted, FilterCheck, Intake
 from shared.ingest.mapping import Mapper
 from shared.ingest.model_types import NO_MODELS, ModelTypes
 from shared.outcome import Outcome
-from shared.ports import Quarantine, StateStore, TwinStore, in_process
+from shared.ports import Quarantine, QuarantineRecord, StateStore, TwinStore, in_process
 from shared.quarantine_record import build_record
 from shared.settings.app_config import AppConfig
+from shared.twins import deadline
 from shared.twins.applier import Decision, Projection, TwinApplier, WriteTally
 from shared.twins.deadline import INVOCATION_BUDGET_SECONDS, invocation_budget
 from shared.twins.freshness import Intent
@@ -82,6 +83,10 @@ class Pipeline:
         self._helpers = 0 if in_process(twins) and in_process(state) else max_concurrency - 1
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # Quarantine writes: on the calling thread for an in-memory quarantine, else on their own pool (so a hung
+        # quarantine cannot occupy the threads that write twins) and awaited within the deadline (_QuarantineWrites).
+        self._quarantine_inline = in_process(quarantine)
+        self._quarantine_pool: ThreadPoolExecutor | None = None
         self.catalog: ModelTypes = catalog if catalog is not None else NO_MODELS
         self.mapper = Mapper(config, self.catalog)
         self.intake = Intake(config, self.mapper, event_filter)
@@ -100,6 +105,7 @@ class Pipeline:
 
     def _process(self, events: Sequence[Any], sizes: Sequence[int | None] | None) -> BatchReport:
         results: list[EventResult | None] = [None] * len(events)
+        quarantined = _QuarantineWrites(self)
         # twin id -> (model id, indexes of its events in the batch, their intake results), in batch order.
         # Parallel lists and string keys: a batch's per-event objects all live until it ends, and each one the
         # GC tracks makes its collections costlier (the benchmark measured ~15 % of the core in the GC).
@@ -111,14 +117,14 @@ class Pipeline:
             try:
                 accepted = accept(raw, sizes[index] if sizes else None)
             except PermanentError as exc:
-                results[index] = self._quarantine(index, raw, exc)
+                results[index] = quarantined.add(index, raw, exc)
                 continue
             except Exception as failure:
                 # Not a known kind of bad input: a gap in intake's checks. Logged with its traceback to be fixed,
                 # and the event quarantined (replayable once fixed) instead of taking its neighbours down.
                 log.exception("intake failed on event %d of the batch", index)
                 gap = PermanentError.at(Code.INTAKE_FAILED, "", f"intake failed: {type(failure).__name__}")
-                results[index] = self._quarantine(index, raw, gap)
+                results[index] = quarantined.add(index, raw, gap)
                 continue
             envelope = accepted.envelope
             if not isinstance(accepted, Accepted):
@@ -154,11 +160,12 @@ class Pipeline:
                 if error is None:
                     results[index] = EventResult(index, envelope.id, envelope.event_type, decision.outcome, twin_id)
                 elif isinstance(error, PermanentError):
-                    results[index] = self._quarantine(index, events[index], error, twin_id)
+                    results[index] = quarantined.add(index, events[index], error, twin_id)
                 else:
                     results[index] = EventResult(index, envelope.id, envelope.event_type, decision.outcome, twin_id,
                                                  str(error.code), message=error.message)
 
+        quarantined.finish()  # raises when a record is not surely written: the batch must come again
         missing = [i for i, result in enumerate(results) if result is None]  # `is`: `None in` calls __eq__ per item
         if missing:
             raise RuntimeError(f"no outcome for event(s) {missing[:10]} of the batch")  # a bug, never bad input
@@ -166,7 +173,15 @@ class Pipeline:
 
     def reject(self, raw: Any, error: TwinbridgeError, index: int = 0) -> EventResult:
         """Quarantine something that never became an event (e.g. a line of a stream that is not JSON)."""
-        return self._quarantine(index, raw, error)
+        return self.reject_all([(index, raw, error)])[0]
+
+    def reject_all(self, rejected: Sequence[tuple[int, Any, TwinbridgeError]]) -> list[EventResult]:
+        """Quarantine several such things (index, raw, error) at once, under one time budget as ``process``."""
+        with invocation_budget(self.budget_seconds):
+            quarantined = _QuarantineWrites(self)
+            results = [quarantined.add(index, raw, error) for index, raw, error in rejected]
+            quarantined.finish()
+            return results
 
     def _apply_all(self, work: list[tuple[str, tuple[str, list[int], list[Accepted]]]]
                    ) -> list[tuple[list[Decision], int]]:
@@ -219,11 +234,64 @@ class Pipeline:
                 self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="twinbridge-apply")
             return self._pool
 
-    def _quarantine(self, index: int, raw: Any, error: TwinbridgeError, twin_id: str | None = None) -> EventResult:
-        record = build_record(raw, error, twin_id=twin_id)
-        # If the quarantine itself is down this raises: the batch comes again rather than losing the event.
+    def _quarantine_executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._quarantine_pool is None:
+                self._quarantine_pool = ThreadPoolExecutor(self.max_concurrency,
+                                                           thread_name_prefix="twinbridge-quarantine")
+            return self._quarantine_pool
+
+    def _put(self, record: QuarantineRecord, error: TwinbridgeError) -> None:
         self.quarantine.put(record)
         log.warning("quarantined event %s (%s) code=%s path=%s: %s", record.event_id, record.event_type,
                     record.code, error.path, error.message)
+
+
+class _QuarantineWrites:
+    """One batch's quarantine writes (issue 15 §4): each starts as soon as its event is known to be poison, up to
+    ``max_concurrency`` at once, while the batch goes on (the twins are written meanwhile); ``finish`` waits for
+    them, but never past the invocation's deadline.
+
+    Sequential writes made N poison events cost N × the quarantine's latency: against a slow store a batch could
+    not be quarantined within its budget, came again, and again. The storage clients cut each attempt to the time
+    left (shared/adapters/storage_calls.py), but an adapter without such a transport (a file on a hung disk) could
+    block a door forever; so the wait itself is bounded here, whatever the adapter.
+
+    A write that failed or did not finish in time makes ``finish`` raise: the batch comes again rather than losing a
+    poison event (the twins written meanwhile are duplicates then; records are idempotent per event and code). A
+    write still running then is left to end on its own (the storage clients give up at the deadline).
+    """
+
+    __slots__ = ("_futures", "_pipeline")
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self._futures: list[Future[None]] = []
+
+    def add(self, index: int, raw: Any, error: TwinbridgeError, twin_id: str | None = None) -> EventResult:
+        pipeline = self._pipeline
+        record = build_record(raw, error, twin_id=twin_id)
+        if pipeline._quarantine_inline:
+            pipeline._put(record, error)
+        else:
+            # In a copy of this thread's context: the invocation's deadline must reach the storage client.
+            self._futures.append(pipeline._quarantine_executor().submit(
+                contextvars.copy_context().run, pipeline._put, record, error))
         return EventResult(index, record.event_id, record.event_type, Outcome.QUARANTINED, twin_id,
                            code=record.code, path=error.path, message=error.message)
+
+    def finish(self) -> None:
+        if not self._futures:
+            return
+        left = deadline.remaining()
+        _, late = wait(self._futures, timeout=None if left is None else max(0.0, left))
+        if late:
+            for future in late:
+                future.cancel()  # not started yet: it would only fail on the spent budget
+            raise TransientError(Code.TIME_BUDGET_SPENT,
+                                 f"{len(late)} of {len(self._futures)} quarantine write(s) did not finish within the "
+                                 "invocation's time budget")
+        for future in self._futures:
+            failure = future.exception()
+            if failure is not None:
+                raise failure  # e.g. TransientError(STATE_UNAVAILABLE): the quarantine store is down

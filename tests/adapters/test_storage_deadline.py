@@ -159,3 +159,100 @@ def test_the_trigger_door_fails_within_25_s_when_storage_never_answers(silent):
     finally:
         runtime.use_app(None)
     assert took < DOOR_ANSWER_LIMIT, took
+
+
+# ---- several poison events at the door (the pipeline's quarantine writes: concurrent, within the budget) -------
+
+def _app_with_quarantine(quarantine) -> App:
+    """The twins and state in memory: the quarantine is the only store that is slow or hangs."""
+    from shared.adapters.state.memory import MemoryStateStore
+    from shared.wiring import build_pipeline
+
+    app_config = AppConfig.from_data({"topics": [factory.TOPIC]})
+    graph = embedded_twin_store(CATALOG)
+    state = MemoryStateStore()
+    pipeline = build_pipeline(app_config, graph, catalog=CATALOG, state=state, quarantine=quarantine)  # 20 s budget
+    return App(Settings(), app_config, CATALOG, graph, state, quarantine, pipeline)
+
+
+def _poison_batch(count: int) -> bytes:
+    events = [factory.connection("good", 1)]
+    for i in range(count):
+        bad = factory.connection(f"bad{i}", 1)
+        bad["eventTime"] = "garbage"  # SCHEMA_INVALID: each one is a quarantine write
+        events.append(bad)
+    return orjson.dumps(events)
+
+
+def _webhook_call(app: App, body: bytes, limit: float = 60.0) -> tuple[func.HttpResponse | None, float]:
+    """The webhook's answer and how long it took; (None, limit) when it has not answered within ``limit``."""
+    from functions import runtime
+    from functions.eventgrid_webhook import handle
+
+    request = func.HttpRequest("POST", "https://app.azurewebsites.net/api/eventgrid", body=body,
+                               headers={"aeg-event-type": "Notification", "content-type": "application/json"})
+    answer: dict[str, object] = {}
+
+    def call() -> None:
+        started = time.monotonic()
+        answer["response"] = handle(request)
+        answer["took"] = time.monotonic() - started
+
+    runtime.use_app(app)
+    try:
+        door = threading.Thread(target=call, daemon=True)
+        door.start()
+        door.join(limit)
+    finally:
+        runtime.use_app(None)
+    if "took" not in answer:
+        return None, limit
+    return answer["response"], answer["took"]  # type: ignore[return-value]
+
+
+@pytest.mark.integration
+def test_the_webhook_answers_within_25_s_with_20_poison_events_and_a_blob_quarantine_that_never_answers(silent):
+    app = _app_with_quarantine(BlobQuarantine.from_connection_string(silent.connection_string))
+    response, took = _webhook_call(app, _poison_batch(20))
+    assert response is not None and response.status_code == 503, took  # the batch comes again: nothing lost
+    assert took < DOOR_ANSWER_LIMIT, took
+    assert app.twins.get_twin("good") is not None  # written meanwhile; a duplicate on redelivery
+
+
+@pytest.mark.integration
+def test_the_webhook_quarantines_40_poison_events_against_a_slow_quarantine_within_25_s():
+    from tests.twins.test_quarantine_writes import SlowQuarantine
+
+    quarantine = SlowQuarantine(delay=1.0)  # one by one: 40 s, the batch never got through
+    app = _app_with_quarantine(quarantine)
+    response, took = _webhook_call(app, _poison_batch(40))
+    assert response is not None and response.status_code == 200, took
+    assert took < DOOR_ANSWER_LIMIT, took
+    assert len(quarantine) == 40
+
+
+@pytest.mark.integration
+def test_the_trigger_door_fails_within_25_s_when_a_quarantine_without_timeouts_hangs():
+    """An adapter with no client timeout of its own (a file on a hung disk): the pipeline's wait is bounded."""
+    from functions import runtime
+    from tests.functions.test_ingest_iothub_events import invoke  # the async door, awaited as the worker does
+    from tests.twins.test_quarantine_writes import SlowQuarantine
+
+    quarantine = SlowQuarantine(hang=True)
+    poison = factory.connection("d4", 1)
+    poison["eventTime"] = "garbage"
+    outcome: dict[str, float] = {}
+
+    def call() -> None:
+        outcome["took"] = _timed(lambda: invoke(orjson.dumps(poison).decode()))
+
+    runtime.use_app(_app_with_quarantine(quarantine))
+    try:
+        door = threading.Thread(target=call, daemon=True)
+        door.start()
+        door.join(60)
+    finally:
+        runtime.use_app(None)
+        quarantine.release.set()
+    assert "took" in outcome, "the trigger door was still waiting on the quarantine after 60 s"
+    assert outcome["took"] < DOOR_ANSWER_LIMIT, outcome

@@ -258,3 +258,19 @@ def test_adt_endpoint_uses_adts_identity_and_the_route_command_is_an_output() ->
     assert one("Microsoft.DigitalTwins/digitalTwinsInstances")["identity"] == {"type": "SystemAssigned"}
     assert "az dt route create" in TEMPLATE["outputs"]["adtRouteCommand"]["value"]
     assert "parameters('adtRouteFilter')" in TEMPLATE["outputs"]["adtRouteCommand"]["value"]
+
+
+def test_every_percent_setting_a_binding_names_is_an_app_setting() -> None:
+    """A ``%NAME%`` in a binding (schedule, event hub name, consumer group) that the Function App does not define
+    fails that function's indexing in Azure ("does not resolve to a value"). RECONCILE_SCHEDULE was missing."""
+    import function_app
+    from twinbridge.localhost.runtime import indexed  # the app indexed once per process, as the worker does
+
+    named: dict[str, str] = {}
+    for function in indexed(function_app.app).values():
+        bindings = json.dumps([function.trigger, *function.inputs, *function.outputs])
+        for name in re.findall(r"%([A-Za-z0-9_]+)%", bindings):
+            named[name] = function.name
+    assert named, "no %setting% found in any binding: the check reads the wrong thing"
+    missing = {name: function for name, function in named.items() if name not in app_settings()}
+    assert missing == {}

@@ -204,3 +204,78 @@ def test_fan_out_failure_is_500_for_the_batch(test_host: tuple[RunningHost, Path
     response = notify(webhook(host, "BROKEN"), events)  # function names match case-insensitively
     assert response.status_code == 500
     assert sorted(c[1] for c in calls) == ["fail", "ok-1", "ok-2"]  # every event was still invoked
+
+
+# ---- broken requests and slow clients (issue 15 §9): 400, never 500; no worker held by a stalled client ---------
+
+def _raw_exchange(host: RunningHost, request: bytes, *, close_write: bool = True, wait: float = 10.0) -> bytes:
+    """Send ``request`` on a real socket (then end the sending side), return what the host answers."""
+    import socket
+
+    with socket.create_connection((host.server.host, host.server.port), timeout=wait) as conn:
+        conn.sendall(request)
+        if close_write:
+            conn.shutdown(socket.SHUT_WR)
+        received = b""
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def _post_head(host: RunningHost, length: int, kind: str = "Notification") -> bytes:
+    return (f"POST /runtime/webhooks/eventgrid?functionName={INGEST} HTTP/1.1\r\nHost: localhost\r\n"
+            f"aeg-event-type: {kind}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+            "Connection: close\r\n\r\n").encode()
+
+
+def test_a_body_that_ends_early_is_400(real_host: tuple[RunningHost, Path]) -> None:
+    host, db = real_host
+    body = orjson.dumps([sdk_event(factory.lifecycle("dev-early")).serialize()])
+    answer = _raw_exchange(host, _post_head(host, len(body) + 500) + body)  # says 500 bytes more than it sends
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"Traceback" not in answer
+    assert "dev-early" not in twins_in(db)
+
+
+@pytest.mark.parametrize("data", ["512d38b6", 42, ["512d38b6"], None])
+def test_a_validation_handshake_whose_data_is_not_an_object_is_400(real_host: tuple[RunningHost, Path],
+                                                                   data: Any) -> None:
+    host, _ = real_host
+    event = {"id": "v1", "topic": "/subscriptions/x", "subject": "", "data": data, "dataVersion": "2",
+             "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent", "eventTime": "2026-11-23T10:00:00Z"}
+    for body in ([event], event, ["not an event"], []):
+        response = requests.post(webhook(host), data=orjson.dumps(body), timeout=10,
+                                 headers={"aeg-event-type": "SubscriptionValidation"})
+        assert response.status_code == 400, (body, response.status_code, response.text)
+
+
+def test_a_client_that_stalls_is_timed_out_and_the_host_goes_on(tmp_path: Path, restore_env: None) -> None:
+    import time
+
+    settings = write_settings(tmp_path / "local.settings.json", {
+        "TWINBRIDGE_ALLOWED_TOPICS": factory.TOPIC, "TWINBRIDGE_TWIN_DB": str(tmp_path / "twins.db"),
+        "TWINBRIDGE_QUARANTINE_FILE": str(tmp_path / "q.jsonl"), "TWINBRIDGE_STATE_STORE": "memory"})
+    host = start_local_host(settings_path=settings, port=0, outputs_dir=tmp_path / "outputs", read_timeout=1.0)
+    try:
+        # Headers (saying 100 bytes of body), then nothing: answered 408 once the read timeout passes.
+        started = time.monotonic()
+        answer = _raw_exchange(host, _post_head(host, 100), close_write=False, wait=15)
+        took = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert took < 1.0 + 2.0, took
+        # Half a request line, then nothing: the connection is closed (no request to answer).
+        started = time.monotonic()
+        answer = _raw_exchange(host, b"POST /runtime/webhooks/eventgrid HT", close_write=False, wait=15)
+        assert time.monotonic() - started < 1.0 + 2.0
+        assert not answer.startswith(b"HTTP/1.1 2")
+        # Meanwhile and after, the host serves others.
+        status = requests.get(f"{host.url}/admin/host/status", timeout=10)
+        assert status.status_code == 200
+    finally:
+        host.stop()

@@ -23,6 +23,8 @@ def register(subparsers: Any) -> None:
                         help="local.settings.json to load (default: ./local.settings.json when it exists)")
     parser.add_argument("--outputs", default=None,
                         help="folder for output-binding messages (default .run/host-outputs)")
+    parser.add_argument("--read-timeout", type=float, default=None, metavar="SECONDS",
+                        help="drop a connection whose client stalls this long (default 30)")
     parser.set_defaults(handler=run)
 
 
@@ -40,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if port is None:
         port = LocalSettings.load(settings_path).port or 7071
     try:
-        running = start_local_host(settings_path=settings_path, port=port, host=args.bind, outputs_dir=args.outputs)
+        timeout = {} if args.read_timeout is None else {"read_timeout": args.read_timeout}
+        running = start_local_host(settings_path=settings_path, port=port, host=args.bind, outputs_dir=args.outputs,
+                                   **timeout)
     except HostRefused as exc:
         # The real worker would serve no function at all: neither does this host.
         print(f"Host refused to start: {exc}", file=sys.stderr, flush=True)

@@ -21,7 +21,7 @@ from twinbridge.localhost.functions import (
     local_function,
 )
 from twinbridge.localhost.indexing import check_app
-from twinbridge.localhost.server import LocalHostApp, RunningHost, serve
+from twinbridge.localhost.server import READ_TIMEOUT_SECONDS, LocalHostApp, RunningHost, serve
 from twinbridge.localhost.settings_file import LocalSettings
 from twinbridge.localhost.stats import CountingEgress, CountingPipeline, HostStats
 
@@ -134,8 +134,9 @@ def install_counting_app(stats: HostStats) -> None:
 
 def start_local_host(*, settings_path: str | Path | None = None, port: int = 7071, host: str = "127.0.0.1",
                      function_app: func.FunctionApp | None = None, outputs_dir: str | Path | None = None,
-                     with_app: bool = True) -> RunningHost:
-    """Serve ``function_app`` (default: the real one) on ``host:port`` (0 = any free port)."""
+                     with_app: bool = True, read_timeout: float = READ_TIMEOUT_SECONDS) -> RunningHost:
+    """Serve ``function_app`` (default: the real one) on ``host:port`` (0 = any free port); a connection whose
+    client stalls for ``read_timeout`` seconds is dropped (server.READ_TIMEOUT_SECONDS)."""
     settings = LocalSettings.load(settings_path)
     settings.apply()
     stats = HostStats()
@@ -175,7 +176,7 @@ def start_local_host(*, settings_path: str | Path | None = None, port: int = 707
         raise
     functions = {key: dataclasses.replace(f, disabled=LocalSettings.disabled(f.name)) for key, f in functions.items()}
     wsgi = LocalHostApp(functions, settings, invoker, stats, route_prefix())
-    running = serve(wsgi, port, host)
+    running = serve(wsgi, port, host, read_timeout)
     if with_app:
         running.on_stop.append(_forget_app)
     if runtime is not None:

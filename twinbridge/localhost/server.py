@@ -23,7 +23,8 @@ import orjson
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.meta import Datum
 from azure.functions.timer import TimerRequest
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from twinbridge.localhost.functions import EVENT_GRID_TRIGGER, Invoker, LocalFunction
@@ -34,6 +35,11 @@ log = logging.getLogger("twinbridge.host")
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 EVENT_GRID_MAX_ARRAY = 5000  # Event Grid's maxEventsPerBatch upper bound
+
+# Seconds a connection may wait on its client (each read and write of its socket) before it is dropped: a client
+# that sends headers and then stalls, or keeps an idle connection open, must not hold a server thread forever.
+# A stall inside the body is answered 408; inside the request line or headers the connection is just closed.
+READ_TIMEOUT_SECONDS = 30.0
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -68,6 +74,16 @@ class LocalHostApp:
         request = Request(environ)
         try:
             response = self.dispatch(request)
+        except HTTPException as exc:
+            # werkzeug's own verdict on the request: ClientDisconnected (400) when the body ended before its
+            # Content-Length, or when reading it failed — on the read timeout (serve()), which is 408. The
+            # client's fault, not the host's: 4xx, never 500.
+            if isinstance(exc.__cause__ or exc.__context__, TimeoutError):
+                log.info("request %s %s: its body stalled past the read timeout", request.method, request.path)
+                response = _text("the request body did not arrive in time (the host's read timeout)", 408)
+            else:
+                log.info("bad request %s %s: %s", request.method, request.path, exc.description)
+                response = _text(f"bad request: {exc.description}", exc.code or 400)
         except Exception:  # a bug in the host itself: keep serving, say so
             log.exception("host error on %s %s", request.method, request.path)
             response = _text("local host error (see its log)", 500)
@@ -120,9 +136,10 @@ class LocalHostApp:
             return _text(f"request body is not JSON: {exc}", 400)
         events = body if isinstance(body, list) else [body]
         if kind == "subscriptionvalidation":
-            code = (events[0].get("data") or {}).get("validationCode") if events and isinstance(events[0], dict) \
-                else None
-            if not code:
+            first = events[0] if events and isinstance(events[0], dict) else {}
+            data = first.get("data")
+            code = data.get("validationCode") if isinstance(data, dict) else None  # data may be any JSON value
+            if not isinstance(code, str) or not code:
                 return _text("SubscriptionValidation event without data.validationCode", 400)
             log.info("Event Grid subscription validated for function '%s'", function.name)
             return _json({"validationResponse": code})
@@ -285,7 +302,12 @@ class RunningHost:
             callback()
 
 
-def serve(app: LocalHostApp, port: int, host: str = "127.0.0.1") -> RunningHost:
+def serve(app: LocalHostApp, port: int, host: str = "127.0.0.1",
+          read_timeout: float = READ_TIMEOUT_SECONDS) -> RunningHost:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per invocation is ours, not per request
-    server = make_server(host, port, app, threaded=True)
+
+    class TimedHandler(WSGIRequestHandler):
+        timeout = read_timeout  # socketserver sets it on each accepted connection (StreamRequestHandler.setup)
+
+    server = make_server(host, port, app, threaded=True, request_handler=TimedHandler)
     return RunningHost(server, app).start()

@@ -14,6 +14,8 @@ from shared.ports import QuarantineRecord
 
 
 class MemoryQuarantine:
+    in_process = True  # no I/O: the pipeline writes its records on the calling thread (shared.ports.in_process)
+
     def __init__(self) -> None:
         self.records: dict[str, QuarantineRecord] = {}
 
