@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from azure.core.credentials import AccessToken
 
 from shared.adapters.checkpoints.memory import MemoryCheckpoints
 from shared.adapters.quarantine.local import JsonlQuarantine, MemoryQuarantine
@@ -172,17 +176,53 @@ def load_catalog(settings: Settings, config: AppConfig) -> ModelCatalog:
         raise ConfigError("models", [Problem(str(directory), f"{error.code}: {error.message}")]) from None
 
 
+class EmulatorToken:
+    """A static bearer token for the local ADT emulator (``adt serve`` accepts any token and checks none)."""
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken("adt-emulator-local-token", int(time.time()) + 3600)
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def adt_instance(settings: Settings) -> str | None:
+    """The instance's host name (``name.api.region.digitaltwins.azure.net``, or ``127.0.0.1:PORT`` for the
+    emulator): the ``source`` ADT puts on its notifications, which the Event Grid schema does not carry."""
+    return urlsplit(settings.adt_url).netloc or None if settings.adt_url else None
+
+
+def adt_client_options(settings: Settings) -> dict[str, Any]:
+    """The ADT client's credential and CA: ADT_CREDENTIAL (default | emulator) and ADT_CA_CERT."""
+    assert settings.adt_url
+    options: dict[str, Any] = {}
+    if settings.adt_ca:
+        options["connection_verify"] = settings.adt_ca  # trust the emulator's local CA for this client only
+    if settings.adt_credential == "emulator":
+        # a token that authenticates nobody must never leave this machine
+        host = urlsplit(settings.adt_url).hostname or ""
+        if host not in LOOPBACK_HOSTS:
+            raise ConfigError("ADT_CREDENTIAL", [Problem("ADT_URL", f"ADT_CREDENTIAL=emulator is for a local "
+                                                        f"emulator only; {host!r} is not a loopback address")])
+        options["credential"] = EmulatorToken()
+    elif settings.adt_credential != "default":
+        raise ConfigError("ADT_CREDENTIAL", [Problem("", f"unknown credential {settings.adt_credential!r} "
+                                                         "(default, emulator)")])
+    return options
+
+
 def build_twin_store(settings: Settings, catalog: ModelCatalog) -> TwinStore:
     """ADT (paced unless TWINBRIDGE_WRITE_PACER=off) or the embedded graph (paced only with =on)."""
     throughput = settings.throughput
     if settings.adt_url:
         from shared.adapters.twins.adt import AdtTwinStore, CountingPolicy, ThrottleListener
 
+        options = adt_client_options(settings)
         if throughput.write_pacer == "off":
-            return AdtTwinStore.from_url(settings.adt_url)
+            return AdtTwinStore.from_url(settings.adt_url, **options)
         paced: list[PacedTwinStore] = []  # the pacer wraps the store the listener is built into
         listener = ThrottleListener(lambda seconds: paced[0].throttled(seconds) if paced else None)
-        adt = AdtTwinStore.from_url(settings.adt_url, per_retry_policies=[CountingPolicy(), listener])
+        adt = AdtTwinStore.from_url(settings.adt_url, per_retry_policies=[CountingPolicy(), listener], **options)
         paced.append(pace(adt, throughput))
         return paced[0]
     graph = embedded_twin_store(catalog, settings.twin_db)
@@ -264,7 +304,7 @@ def build_egress(app: App) -> EgressRouter:
     sinks = {name: build_sink(name, endpoint, os.environ) for name, endpoint in egress.endpoints.items()}
     store = app.forwarding_store
     propagator = RulePropagator(egress.rules, app.twins, app.state) if egress.rules else None
-    return EgressRouter(egress, sinks, store, app.quarantine, propagator)
+    return EgressRouter(egress, sinks, store, app.quarantine, propagator, instance=adt_instance(app.settings))
 
 
 def build_dead_letter_source(settings: Settings, environ: Mapping[str, str] | None = None) -> DeadLetterSource | None:

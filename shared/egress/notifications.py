@@ -10,14 +10,27 @@ ADT sends the same notification in three forms, depending on the endpoint (docs/
   ``data``.
 
 All three become a ``Notification`` whose ``cloudevent`` dict is what route filters are evaluated on and what a
-``passthrough`` route forwards. The Event Grid schema has no ``source``: its ``topic`` stands in, so the
-forwarding key (source + id) stays unique per delivery path.
+``passthrough`` route forwards. Where the forms differ (Learn concepts-event-notifications, whose examples show each
+type in each form; the ADT emulator emits them so):
+
+* The Event Grid schema carries no ``source``: ``topic`` names the Event Grid topic, not the instance. The
+  CloudEvents ``source`` is rebuilt from the instance's host name (``instance``, from ``ADT_URL``) — the instance
+  for twin and relationship notifications, ``<instance>/digitaltwins/<twin id>`` for telemetry — so a route filter
+  on ``source`` matches and the forwarding key (source + id) is the same whichever schema delivered the
+  notification. Without ``instance`` the topic stands in (keys then differ between schemas).
+* Telemetry: in Event Grid schema ``subject`` is the twin id; in CloudEvents ``subject`` is the component (absent
+  for the twin itself) and the twin id ends ``source``. Telemetry has no ``time`` in CloudEvents and AMQP; its
+  Event Grid ``eventTime`` is the placeholder ``0001-01-01T00:00:00Z``, which is not a time and is dropped.
+* AMQP: ``cloudEvents:time`` may arrive as an AMQP timestamp (a ``datetime`` once decoded) rather than text.
+* Relationship.Create/Delete bodies are the relationship as GET returns it; Learn's example has no ``$sourceId``,
+  so the source twin is taken from ``subject`` (``<source>/relationships/<id>``) when the body lacks it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
@@ -40,6 +53,8 @@ ATTRIBUTES: Final = ("specversion", "id", "source", "type", "subject", "time", "
                      "traceparent")
 AMQP_PREFIXES: Final = ("cloudEvents:", "cloudEvents_")
 PATCH_OPS: Final = frozenset({"add", "replace", "remove"})
+NO_TIME: Final = "0001-01-01T00:00:00"  # Event Grid schema telemetry's eventTime (Learn's example: …Z; +00:00 once
+# the Functions binding has parsed and re-serialised it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +96,8 @@ class Notification:
             return self.subject.split("/relationships/", 1)[0]
         if self.type == TELEMETRY:
             # telemetry's subject is a component path; the twin id ends the source (…/digitaltwins/<id> or …/<id>)
+            if "/digitaltwins/" in self.source:
+                return self.source.split("/digitaltwins/", 1)[1]
             return self.source.rstrip("/").rsplit("/", 1)[-1]
         return self.subject
 
@@ -102,6 +119,8 @@ def from_amqp(properties: Mapping[Any, Any], body: bytes | str | None) -> dict[s
         for prefix in AMQP_PREFIXES:
             if name.startswith(prefix):
                 value = raw_value.decode() if isinstance(raw_value, bytes) else raw_value
+                if isinstance(value, datetime):  # an AMQP timestamp: RFC 3339 text, as the other forms carry
+                    value = _rfc3339(value)
                 event[name[len(prefix):]] = value
                 break
     if body is not None and body != b"" and body != "":
@@ -112,10 +131,25 @@ def from_amqp(properties: Mapping[Any, Any], body: bytes | str | None) -> dict[s
     return event
 
 
-def _from_eventgrid(raw: dict[str, Any]) -> dict[str, Any]:
+def _rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def _from_eventgrid(raw: dict[str, Any], instance: str | None = None) -> dict[str, Any]:
     outer = raw.get("data")
-    event: dict[str, Any] = {"specversion": "1.0", "id": raw.get("id"), "source": raw.get("topic"),
-                             "type": raw.get("eventType"), "subject": raw.get("subject"), "time": raw.get("eventTime")}
+    kind, subject = raw.get("eventType"), raw.get("subject")
+    host = instance or raw.get("topic")
+    time = raw.get("eventTime")
+    event: dict[str, Any] = {"specversion": "1.0", "id": raw.get("id"), "source": host, "type": kind,
+                             "subject": subject,
+                             "time": None if isinstance(time, str) and time.startswith(NO_TIME) else time}
+    if kind == TELEMETRY:
+        # the twin id is the subject here; in CloudEvents it ends the source and subject is the component
+        event["source"] = f"{host}/digitaltwins/{subject}" if isinstance(host, str) and isinstance(subject, str) \
+            else host
+        event["subject"] = None
     if isinstance(outer, dict) and "data" in outer:
         # ADT's envelope inside Event Grid's: the payload one level down, CloudEvents attributes beside it
         for name, value in outer.items():
@@ -130,14 +164,14 @@ def _from_eventgrid(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if v is not None}
 
 
-def to_cloudevent(raw: Any) -> tuple[dict[str, Any], str]:
+def to_cloudevent(raw: Any, instance: str | None = None) -> tuple[dict[str, Any], str]:
     """Any JSON form (Event Grid schema or CloudEvents) → (structured CloudEvent dict, schema name)."""
     if not isinstance(raw, dict):
         raise PermanentError.at(Code.NOT_AN_EVENT, "", f"a notification must be an object, not {type(raw).__name__}")
     if "specversion" in raw:
         return dict(raw), "cloudevents"
     if "eventType" in raw:
-        return _from_eventgrid(raw), "eventgrid"
+        return _from_eventgrid(raw, instance), "eventgrid"
     raise PermanentError.at(Code.NOT_AN_EVENT, "", "neither CloudEvents (specversion) nor Event Grid (eventType)")
 
 
@@ -191,13 +225,22 @@ def _check_data(kind: str, event: Mapping[str, Any], problems: list[Problem]) ->
         metadata = data.get("$metadata")
         if not isinstance(metadata, dict) or not isinstance(metadata.get("$model"), str):
             problems.append(Problem("data.$metadata.$model", "required string"))
-    else:  # relationship create/delete: the relationship as GET returns it
-        for name in ("$relationshipId", "$sourceId", "$targetId", "$relationshipName"):
+    else:  # relationship create/delete: the relationship as GET returns it ($sourceId may be left out)
+        for name in ("$relationshipId", "$targetId", "$relationshipName"):
             if not isinstance(data.get(name), str) or not data[name]:
                 problems.append(Problem(f"data.{name}", "required non-empty string"))
+        source_id = data.get("$sourceId")
+        if source_id is not None and (not isinstance(source_id, str) or not source_id):
+            problems.append(Problem("data.$sourceId", "a non-empty string when present"))
         if not problems and isinstance(subject, str) and subject:
-            expected = f"{data['$sourceId']}/relationships/{data['$relationshipId']}"
-            if subject != expected:
+            if source_id is None:
+                ok = subject.endswith(f"/relationships/{data['$relationshipId']}") and \
+                    not subject.startswith("/relationships/")
+                expected = f"<source twin>/relationships/{data['$relationshipId']}"
+            else:
+                expected = f"{source_id}/relationships/{data['$relationshipId']}"
+                ok = subject == expected
+            if not ok:
                 raise PermanentError.at(Code.SUBJECT_MISMATCH, "subject", f"{subject!r} is not {expected!r}")
 
 
@@ -227,11 +270,14 @@ def validate(event: dict[str, Any], schema: str) -> Notification:
     return Notification(event, schema)
 
 
-def read_notification(raw: Any) -> Notification:
-    """A notification in either JSON schema → validated ``Notification`` (PermanentError with a path if not)."""
-    event, schema = to_cloudevent(raw)
+def read_notification(raw: Any, instance: str | None = None) -> Notification:
+    """A notification in either JSON schema → validated ``Notification`` (PermanentError with a path if not).
+    ``instance``: the ADT instance's host name, the ``source`` of what arrives in Event Grid schema."""
+    event, schema = to_cloudevent(raw, instance)
     return validate(event, schema)
 
 
-def read_amqp_notification(properties: Mapping[Any, Any], body: bytes | str | None) -> Notification:
+def read_amqp_notification(properties: Mapping[Any, Any], body: bytes | str | None,
+                           instance: str | None = None) -> Notification:
+    # the AMQP form carries ``source`` itself; ``instance`` is accepted so every reader is called alike
     return validate(from_amqp(properties, body), "amqp")

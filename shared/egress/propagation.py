@@ -7,7 +7,10 @@ property. Parents are the sources of the child's incoming relationships named ``
 * ``copy`` — the parent's ``target`` becomes the child's new value.
 * ``avg``/``min``/``max``/``sum``/``count`` — recomputed over *all* children of the parent reached by that
   relationship, from their current twins (GET is consistent in ADT, queries are not, so no query is used).
-  Children without a numeric ``source`` value are left out; with none, the target is left as it is.
+  Children without a numeric ``source`` value are left out; with none, the target is left as it is. A
+  ``Relationship.Create``/``Delete`` of the rule's relationship name recomputes the relationship's source (the
+  parent) too, whatever the rule's filter (it speaks of the children's updates): a child joining or leaving
+  changes the aggregate.
 
 Writes go through the ``TwinStore`` port as conditional patches (``If-Match`` the etag just read); on
 ``TwinConflict`` the parent is re-read and the decision taken again (bounded).
@@ -38,7 +41,7 @@ from typing import Any
 import orjson
 
 from shared.egress.config import CompiledRule, Mode
-from shared.egress.notifications import TWIN_UPDATE, Notification
+from shared.egress.notifications import RELATIONSHIP_CREATE, RELATIONSHIP_DELETE, TWIN_UPDATE, Notification
 from shared.egress.transforms import source_times
 from shared.errors import Code, PermanentError, StateConflict, TransientError, TwinConflict, TwinMissing, TwinRejected
 from shared.ingest.timeparse import parse_ticks
@@ -83,6 +86,8 @@ class RulePropagator:
         self.state = state
 
     def apply(self, notification: Notification) -> int:
+        if self.rules and notification.type in (RELATIONSHIP_CREATE, RELATIONSHIP_DELETE):
+            return self._relinked(notification)
         if not self.rules or notification.type != TWIN_UPDATE:
             return 0
         candidates = [r for r in self.rules if r.filter.matches(notification.cloudevent)]
@@ -98,12 +103,34 @@ class RulePropagator:
             if hops is not None and hops > rule.config.max_hops:
                 log.info("rule %s: %s is an echo at hop %d, not propagated further", rule.config.name, child, hops)
                 continue
-            parents = sorted({str(r["$sourceId"]) for r in self.twins.list_incoming_relationships(child)
+            try:
+                incoming = self.twins.list_incoming_relationships(child)
+            except TwinMissing:
+                # the child was deleted after this notification: its Relationship.Delete notifications
+                # recompute the parents it left, so nothing is owed here (raising would redeliver forever)
+                return written
+            parents = sorted({str(r["$sourceId"]) for r in incoming
                               if r.get("$relationshipName") == rule.config.relationship})
             for parent in parents:
                 if parent != child and self._update_parent(rule, parent, notification, changed[rule.config.source],
                                                            (hops or 0) + 1):
                     written += 1
+        return written
+
+    def _relinked(self, notification: Notification) -> int:
+        """A child joined or left a parent (a relationship of the rule's name created or deleted): the parent's
+        aggregate changes although no child changed. ``copy`` rules wait for the child's next value."""
+        data = notification.data
+        name = data.get("$relationshipName") if isinstance(data, dict) else None
+        parent = notification.twin_id  # the relationship's source twin
+        written = 0
+        for rule in self.rules:
+            # the rule's filter speaks of the children's Twin.Update; the relationship name is what scopes this
+            if rule.config.mode is Mode.COPY or rule.config.relationship != name:
+                continue
+            probe = {"op": "replace", "path": rule.config.source}
+            if self._update_parent(rule, parent, notification, probe, 1):
+                written += 1
         return written
 
     # ---- echo records ---------------------------------------------------------------------------------------------
@@ -173,7 +200,8 @@ class RulePropagator:
                              f"rule {config.name}: parent {parent} kept changing ({MAX_ATTEMPTS} attempts)")
 
     def _order(self, notification: Notification, source: str) -> tuple[int | str, ...]:
-        stamp = source_times(notification.data["patch"]).get(source) or notification.time
+        patch = notification.data.get("patch") if isinstance(notification.data, dict) else None
+        stamp = (source_times(patch).get(source) if isinstance(patch, list) else None) or notification.time
         try:
             ticks = parse_ticks(stamp) if stamp else 0
         except ValueError:

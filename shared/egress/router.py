@@ -51,6 +51,7 @@ class NotificationResult:
     skipped: int = 0  # already forwarded before (redelivery)
     rejected: int = 0
     parents_written: int = 0
+    twin: str | None = None  # the twin the notification is about (telemetry's subject is a component)
     code: str | None = None
     path: str = ""
     message: str = ""
@@ -66,7 +67,7 @@ class NotificationResult:
 
     @property
     def twin_id(self) -> str | None:
-        return self.subject  # an ADT notification's subject is the twin id
+        return self.twin if self.twin is not None else self.subject
 
 
 @dataclass
@@ -115,7 +116,7 @@ def match(config: EgressConfig, notification: Notification) -> tuple[list[str], 
 
 class EgressRouter:
     def __init__(self, config: EgressConfig, sinks: Mapping[str, Sink], store: ForwardingStore,
-                 quarantine: Quarantine, propagator: Propagator | None = None) -> None:
+                 quarantine: Quarantine, propagator: Propagator | None = None, instance: str | None = None) -> None:
         missing = sorted({r.endpoint for r in config.routes} - set(sinks))
         if missing:
             raise ValueError(f"no sink for endpoint(s) {missing}")
@@ -124,10 +125,11 @@ class EgressRouter:
         self.store = store
         self.quarantine = quarantine
         self.propagator = propagator
+        self.instance = instance
 
     def process(self, events: Sequence[Any]) -> EgressReport:
         """Notifications in either JSON schema (Event Grid trigger, CLI)."""
-        return self._process([(raw, partial(read_notification, raw)) for raw in events])
+        return self._process([(raw, partial(read_notification, raw, self.instance)) for raw in events])
 
     def process_amqp(self, messages: Sequence[tuple[Mapping[Any, Any], bytes | str | None]]) -> EgressReport:
         """Notifications in the CloudEvents AMQP binding (Event Hubs trigger): (application properties, body)."""
@@ -148,7 +150,8 @@ class EgressRouter:
                 report.results.append(self._quarantine(NotificationResult(index, _text(raw, "id"), None, None),
                                                        raw, exc, None))
                 continue
-            result = NotificationResult(index, notification.id, notification.type, notification.subject)
+            result = NotificationResult(index, notification.id, notification.type, notification.subject,
+                                        twin=notification.twin_id)
             report.results.append(result)
             if notification.forwarding_id in seen_in_batch:
                 result.outcome = Outcome.DUPLICATE

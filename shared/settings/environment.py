@@ -23,6 +23,8 @@ class Settings:
     config_path: str | None = None  # TWINBRIDGE_CONFIG: YAML/JSON app config; none → documented defaults
     allowed_topics: tuple[str, ...] = ()  # TWINBRIDGE_ALLOWED_TOPICS: comma-separated, added to config topics
     adt_url: str | None = None  # ADT_URL: https://<instance>.api.<region>.digitaltwins.azure.net; none → embedded
+    adt_credential: str = "default"  # ADT_CREDENTIAL: default (DefaultAzureCredential) | emulator (loopback only)
+    adt_ca: str | None = None  # ADT_CA_CERT: PEM bundle to trust for ADT_URL (the emulator's CA); none → system
     twin_db: str | None = None  # TWINBRIDGE_TWIN_DB: SQLite file for the embedded twin graph; none → memory
     models_dir: str = str(APP_ROOT / "models")  # TWINBRIDGE_MODELS_DIR: DTDL models (validation, embedded graph)
     quarantine_file: str | None = None  # TWINBRIDGE_QUARANTINE_FILE: JSONL quarantine for local runs
@@ -53,6 +55,8 @@ class Settings:
             config_path=get("TWINBRIDGE_CONFIG"),
             allowed_topics=topics,
             adt_url=get("ADT_URL"),
+            adt_credential=(get("ADT_CREDENTIAL") or "default").lower(),
+            adt_ca=get("ADT_CA_CERT"),
             twin_db=get("TWINBRIDGE_TWIN_DB"),
             models_dir=get("TWINBRIDGE_MODELS_DIR") or str(APP_ROOT / "models"),
             quarantine_file=get("TWINBRIDGE_QUARANTINE_FILE"),

@@ -50,18 +50,29 @@ def relationship(source: str, rel_id: str, target: str, name: str = "contains", 
 
 
 def telemetry(twin: str, body: dict[str, Any], *, nid: str = "msg-1", component: str = "") -> dict[str, Any]:
-    return {"specversion": "1.0", "id": nid, "source": f"{SOURCE}/digitaltwins/{twin}",
-            "type": "microsoft.iot.telemetry", "subject": component, "time": _time(0),
-            "datacontenttype": "application/json", "dataschema": ROOM, "data": body}
+    """As Learn's CloudEvents example shows it: no ``time``; ``subject`` only for a component; the content type
+    ``application/json-patch+json; charset=utf-8``; ``dataschema`` the model id."""
+    event = {"specversion": "1.0", "id": nid, "source": f"{SOURCE}/digitaltwins/{twin}",
+             "type": "microsoft.iot.telemetry", "datacontenttype": "application/json-patch+json; charset=utf-8",
+             "dataschema": ROOM, "traceparent": TRACEPARENT, "data": body}
+    if component:
+        event["subject"] = component
+    return event
 
 
 def to_eventgrid(event: dict[str, Any]) -> dict[str, Any]:
-    """The same notification through an Event Grid topic in Event Grid schema: data nested twice."""
+    """The same notification through an Event Grid topic in Event Grid schema: data nested twice; telemetry names
+    its twin in ``subject`` and has the placeholder ``eventTime`` 0001-01-01T00:00:00Z (Learn's example)."""
     inner = {"data": event["data"], "contenttype": event.get("datacontenttype", "application/json")}
+    if "dataschema" in event:
+        inner["dataschema"] = event["dataschema"]
     if "traceparent" in event:
         inner["traceparent"] = event["traceparent"]
-    return {"id": event["id"], "subject": event.get("subject", ""), "data": inner, "eventType": event["type"],
-            "dataVersion": "1.0", "metadataVersion": "1", "eventTime": event["time"], "topic": EG_TOPIC}
+    telemetry = event["type"] == "microsoft.iot.telemetry"
+    subject = event["source"].split("/digitaltwins/", 1)[1] if telemetry else event.get("subject", "")
+    return {"id": event["id"], "subject": subject, "data": inner, "eventType": event["type"],
+            "dataVersion": "1.0", "metadataVersion": "1", "eventTime": event.get("time", "0001-01-01T00:00:00Z"),
+            "topic": EG_TOPIC}
 
 
 def to_amqp(event: dict[str, Any], prefix: str = "cloudEvents:") -> tuple[dict[str, Any], bytes]:

@@ -190,3 +190,35 @@ def test_conflicts_never_end_is_transient() -> None:
     report = router.process([notification])
     assert report.results[0].outcome is Outcome.RETRY and report.results[0].code == "CONFLICT_RETRIES_EXHAUSTED"
 
+
+
+def test_a_child_joining_or_leaving_recomputes_the_aggregate() -> None:
+    """Relationship.Create/Delete of the rule's relationship: the parent's average follows its set of children
+    (no child changed, so no Twin.Update would ever correct it)."""
+    graph = _graph({"room-1": 20.0, "room-2": 24.0})
+    graph.create_twin("room-3", {"$metadata": {"$model": adt.ROOM}, "Temperature": 30.0})
+    propagator = RulePropagator(_rules(_rule("avg", "avg", "/AverageTemperature"),
+                                       _rule("last", "copy", "/LastTemperature")), graph, MemoryStateStore())
+    graph.upsert_relationship("floor-1", "floor-1-room-3", {"$targetId": "room-3", "$relationshipName": "contains"})
+    joined = read_notification(adt.relationship("floor-1", "floor-1-room-3", "room-3"))
+    assert propagator.apply(joined) == 1
+    floor = graph.get_twin("floor-1")
+    assert floor is not None and floor["AverageTemperature"] == 74.0 / 3 and "LastTemperature" not in floor
+    graph.delete_relationship("floor-1", "floor-1-room-1")
+    left = read_notification(adt.relationship("floor-1", "floor-1-room-1", "room-1", created=False))
+    assert propagator.apply(left) == 1
+    floor = graph.get_twin("floor-1")
+    assert floor is not None and floor["AverageTemperature"] == 27.0
+    other = read_notification(adt.relationship("floor-1", "floor-1-x", "room-2", name="feeds"))
+    assert propagator.apply(other) == 0
+
+
+def test_an_update_of_a_child_deleted_since_propagates_nothing_and_does_not_fail() -> None:
+    """Found by the demo's loop: a Twin.Update delivered after its twin was deleted made listing the child's
+    incoming relationships raise TwinMissing (ADT: 404 DigitalTwinNotFound), so it was redelivered forever."""
+    graph = _graph({"room-1": 20.0})
+    propagator = RulePropagator(_rules(_rule("avg", "avg", "/AverageTemperature")), graph, MemoryStateStore())
+    update = _room_update(graph, "room-1", 25.0, nid="late", second=5)
+    graph.delete_relationship("floor-1", "floor-1-room-1")
+    graph.delete_twin("room-1")
+    assert propagator.apply(read_notification(update)) == 0

@@ -21,8 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="TCP port (default 0: a free port, printed at start)")
     parser.add_argument("--db", default=None, help="SQLite file to persist the graph in (default: memory only)")
     parser.add_argument("--endpoints", default=None,
-                        help="JSON file naming the endpoints event routes may use: {\"name\": {...}, ...} "
-                             "(default: any endpoint name is accepted)")
+                        help="JSON file of the endpoints event routes deliver to: {\"name\": {\"kind\": \"webhook\", "
+                             "\"url\": ..., \"schema\": \"eventgrid\"|\"cloudevents\"} or {\"kind\": \"jsonl\", "
+                             "\"path\": ...}} (twinbridge/adt/endpoints.py; default: any endpoint name is accepted "
+                             "and nothing is delivered)")
     parser.add_argument("--tls-dir", default=".run/adt-emulator/tls",
                         help="where the local CA is created on first start and kept (default .run/adt-emulator/tls)")
     parser.add_argument("--models", default=None, help="a directory of DTDL .json files to upload at start")
@@ -32,13 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_endpoints(path: str | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    data = orjson.loads(Path(path).read_bytes())
-    if not isinstance(data, dict):
-        raise SystemExit(f"--endpoints {path}: expected a JSON object of endpoint name → settings")
-    endpoints = data.get("endpoints", data)
-    if not isinstance(endpoints, dict):
-        raise SystemExit(f"--endpoints {path}: 'endpoints' must be an object")
-    return endpoints
+    from twinbridge.adt.endpoints import EndpointsError, load_endpoints_file
+
+    try:
+        return load_endpoints_file(path)
+    except EndpointsError as exc:
+        raise SystemExit(f"--endpoints {path}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
     server = make_server(graph, args.host, args.port, cert, key, verbose=args.verbose)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     shown = f"[{host}]" if ":" in host else host
+    dispatcher = None
+    if endpoints:
+        from twinbridge.adt.endpoints import RouteDispatcher
+
+        # source of the notifications: the instance's host name, as ADT's <name>.api.<region>.digitaltwins…
+        dispatcher = RouteDispatcher(graph, endpoints, f"{shown}:{port}")
+        server.RequestHandlerClass.emulator.status = dispatcher.snapshot  # type: ignore[attr-defined]
     print(f"ADT emulator listening on https://{shown}:{port} (CA certificate: {ca})", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(WARNING, file=sys.stderr, flush=True)
@@ -80,5 +88,7 @@ def run(args: argparse.Namespace) -> int:
         pass
     server.shutdown()
     server.server_close()
+    if dispatcher is not None:
+        dispatcher.close()
     graph.close()
     return 0

@@ -68,6 +68,7 @@ class Emulator:
     def __init__(self, graph: TwinGraph) -> None:
         self.graph = graph
         self.pages = Pages()
+        self.status: Callable[[], Any] | None = None  # GET /$emulator/deliveries (event route deliveries)
 
     # ---- paging --------------------------------------------------------------------------------------------
     def _list(self, request: _Request, kind: str, produce: Callable[[], list[Any]]) -> tuple[int, Any, dict[str, str]]:
@@ -110,6 +111,8 @@ class Emulator:
                     return 204, None, {}
         if head == "query" and len(s) == 1 and m == "POST":
             return self._query(request)
+        if head == "$emulator" and s[1:] == ["deliveries"] and m == "GET" and self.status is not None:
+            return 200, self.status(), {}
         raise _no_route(m, s)
 
     def _twins(self, request: _Request, twin_id: str, rest: list[str], m: str) -> tuple[int, Any, dict[str, str]]:

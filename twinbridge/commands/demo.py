@@ -1,9 +1,13 @@
 """``python -m twinbridge demo`` (what ``make demo`` runs): the whole flow on this machine, checked end to end.
 
-Azurite (when Node and node_modules/.bin/azurite are there) → the local Functions host (a subprocess) → ~50
-simulated devices for ~20 s through the local Event Grid publisher with chaos → a summary from the host's counters
-and the twin graph's SQLite file → every twin compared with what its device last reported. Everything it starts is
-stopped by process id, also on failure. Exit status 1 when any twin differs.
+Azurite (when Node and node_modules/.bin/azurite are there) → the ADT emulator (``adt serve``, a subprocess, with
+two event routes) → the local Functions host (a subprocess, the app on its real ADT adapter over HTTPS) → ~50
+simulated devices for ~20 s through the local Event Grid publisher with chaos, related to eight site twins as they
+appear → the emulator's notifications back through ``route_twin_changes`` (a JSON Lines route and a propagation rule
+keeping each site's average temperature) → a summary from the host's and the emulator's counters → every device
+twin compared with what its device last reported, every selected notification forwarded exactly once, every site's
+average checked (twinbridge/demo_loop.py). Everything it starts is stopped by process id, also on
+failure. Exit status 1 on any mismatch.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="run the whole flow locally (Azurite, host, simulator) and check it")
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of simulated traffic (default 20)")
-    parser.add_argument("--rate", type=float, default=100.0, help="events per second (default 100)")
+    parser.add_argument("--rate", type=float, default=50.0, help="events per second (default 50)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-azurite", action="store_true", help="keep the state in memory even if Azurite exists")
     parser.add_argument("--dir", default=str(REPO / ".run" / "demo"), help="run folder (wiped first)")
@@ -58,12 +62,12 @@ def host_label() -> str:
 class HostProcess:
     """``python -m twinbridge host`` as a child process; its log goes to a file, its URL comes from stdout."""
 
-    def __init__(self, settings: Path, outputs: Path, log_path: Path) -> None:
+    def __init__(self, settings: Path, outputs: Path, log_path: Path, port: int = 0) -> None:
         env = {k: v for k, v in os.environ.items()
                if not (k.startswith(("TWINBRIDGE_", "AzureWebJobs")) or k in ("ADT_URL",))}
         self.log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [host_python(), "-m", "twinbridge", "host", "--port", "0", "--settings", str(settings),
+            [host_python(), "-m", "twinbridge", "host", "--port", str(port), "--settings", str(settings),
              "--outputs", str(outputs)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log,
             stdin=subprocess.DEVNULL)
         self.pid = self.process.pid
@@ -97,7 +101,8 @@ class HostProcess:
         self.log.close()
 
 
-def write_settings(path: Path, run_dir: Path, storage: str | None, topic: str) -> None:
+def write_settings(path: Path, run_dir: Path, storage: str | None, topic: str,
+                   extra: dict[str, str] | None = None) -> None:
     values = {
         "FUNCTIONS_WORKER_RUNTIME": "python",
         "TWINBRIDGE_ALLOWED_TOPICS": topic,
@@ -110,10 +115,13 @@ def write_settings(path: Path, run_dir: Path, storage: str | None, topic: str) -
     }
     if storage:
         values["AzureWebJobsStorage"] = storage
+        values["TWINBRIDGE_FORWARDING_STORE"] = "table"  # egress forwarding records shared as in Azure
+    values.update(extra or {})
     path.write_bytes(orjson.dumps({"IsEncrypted": False, "Values": values}, option=orjson.OPT_INDENT_2))
 
 
 def run(args: argparse.Namespace) -> int:
+    from twinbridge import demo_loop
     from twinbridge.simulator.fleet import TOPIC
     from twinbridge.simulator.run import SimulationOptions, run_simulation
 
@@ -123,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True)
     azurite: Any = None
     host: HostProcess | None = None
+    emulator: demo_loop.EmulatorProcess | None = None
+    relater: demo_loop.Relater | None = None
     try:
         storage = None
         if not args.no_azurite:
@@ -134,11 +144,20 @@ def run(args: argparse.Namespace) -> int:
                 say(f"state store: memory — Azurite not started ({why})")
         else:
             say("state store: memory (--no-azurite)")
+        port = demo_loop.free_port()
+        emulator = demo_loop.EmulatorProcess(run_dir, port, run_dir / "adt-emulator.log")
+        client = emulator.client()
+        demo_loop.prepare_graph(client)
+        say(f"ADT emulator: {emulator.url} (pid {emulator.pid}, event routes to-app → route_twin_changes, "
+            f"audit → {_rel(run_dir / 'notifications.jsonl')})")
         settings = run_dir / "local.settings.json"
-        write_settings(settings, run_dir, storage, TOPIC)
-        host = HostProcess(settings, run_dir / "outputs", run_dir / "host.log")
+        write_settings(settings, run_dir, storage, TOPIC, demo_loop.host_settings(emulator, run_dir))
+        host = HostProcess(settings, run_dir / "outputs", run_dir / "host.log", port)
         url = host.wait_ready(60)
-        say(f"local host: {url} (pid {host.pid}, {host_label()}, log {_rel(run_dir / 'host.log')})")
+        say(f"local host: {url} (pid {host.pid}, {host_label()}, log {_rel(run_dir / 'host.log')}), twins through "
+            f"the ADT adapter over HTTPS (ADT_CREDENTIAL=emulator)")
+        relater = demo_loop.Relater(client)
+        relater.start()
         say(f"simulating {args.devices} devices for {args.duration:g} s at {args.rate:g} events/s with chaos "
             f"(subscription {_rel(REPO / 'demo' / 'subscription.json')}) ...")
         options = SimulationOptions(
@@ -149,9 +168,17 @@ def run(args: argparse.Namespace) -> int:
         result = run_simulation(options)
         for line in result.summary_lines():
             say("  " + line)
+        relater.tick()  # devices created in the last moments
+        relater.finish()
+        quiet = demo_loop.wait_quiet(emulator, lambda: _host_stats(url))
         stats = _host_stats(url)
-        mismatches, twins = _check(result, run_dir / "twins.db")
+        twins = demo_loop.device_twins(client)
+        mismatches = result.expectation.compare(twins)
         _summary(stats, twins, run_dir)
+        egress = demo_loop.check_egress(run_dir)
+        sites = demo_loop.check_sites(client)
+        deliveries = emulator.deliveries()
+        _loop_summary(stats, deliveries, egress, sites, relater, run_dir)
         gone = len(result.expectation.deleted)
         say(f"check: {len(twins)} twins compared with what their devices last reported, {gone} deleted devices "
             f"without a twin: {len(mismatches)} mismatches")
@@ -159,14 +186,24 @@ def run(args: argparse.Namespace) -> int:
             say(f"  MISMATCH {mismatch}")
             for line in _history(result, mismatch.twin_id, mismatch.field):
                 say(f"    {line}")
-        ok = not mismatches and result.drained and not stats.get("failures")
-        say(f"demo {'passed' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s; inspect the twins with "
-            f"`python -m twinbridge twins --db {_rel(run_dir / 'twins.db')} list`")
+        say(f"check egress: {egress.expected} notifications selected by the route, {egress.forwarded} forwarded: "
+            f"{len(egress.problems)} mismatches; sites: {len(sites.problems)} mismatches")
+        for problem in (egress.problems + sites.problems)[:10]:
+            say(f"  MISMATCH {problem}")
+        ok = (not mismatches and result.drained and not stats.get("failures") and quiet and not egress.problems
+              and not sites.problems)
+        say(f"demo {'passed' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s; what ADT emitted: "
+            f"{_rel(run_dir / 'notifications.jsonl')}, what the app forwarded: {_rel(run_dir / 'egress.jsonl')}")
         return 0 if ok else 1
     finally:
+        if relater is not None:
+            relater.finish()
         if host is not None:
             host.stop()
             say(f"stopped local host (pid {host.pid})")
+        if emulator is not None:
+            emulator.stop()
+            say(f"stopped ADT emulator (pid {emulator.pid})")
         if azurite is not None:
             azurite.stop()
             say(f"stopped Azurite (pid {azurite.pid})")
@@ -213,17 +250,6 @@ def _host_stats(url: str) -> dict[str, Any]:
     return data
 
 
-def _check(result: Any, db: Path) -> tuple[list[Any], list[dict[str, Any]]]:
-    from shared.adapters.twins.embedded import TwinGraph
-
-    graph = TwinGraph(db)
-    try:
-        twins = list(graph.twins())
-    finally:
-        graph.close()
-    return result.expectation.compare(twins), twins
-
-
 def _summary(stats: dict[str, Any], twins: list[dict[str, Any]], run_dir: Path) -> None:
     states = Counter(str(t.get("connectionState", "-")) for t in twins)
     properties = sum(1 for t in twins for k in t if not k.startswith("$"))
@@ -239,6 +265,20 @@ def _summary(stats: dict[str, Any], twins: list[dict[str, Any]], run_dir: Path) 
         + f" (codes: {codes}; quarantine {_rel(run_dir / 'quarantine.jsonl')})")
     outputs = stats.get("outputs", {})
     if outputs:
-        say("egress/output messages: " + ", ".join(f"{k} {v}" for k, v in sorted(outputs.items())))
-    else:
-        say("egress: no routes configured (output bindings: 0 messages)")
+        say("output bindings: " + ", ".join(f"{k} {v}" for k, v in sorted(outputs.items())))
+
+
+def _loop_summary(stats: dict[str, Any], deliveries: dict[str, Any], egress: Any, sites: Any, relater: Any,
+                  run_dir: Path) -> None:
+    """The ADT → egress half: what the emulator emitted and delivered, what the app did with it."""
+    app = deliveries.get("endpoints", {}).get("app", {})
+    say(f"adt emulator: {deliveries.get('notifications', 0)} notifications, {relater.created} relationships "
+        f"created by the demo; event route to-app: {app.get('delivered', 0)} delivered "
+        f"({app.get('duplicated', 0)} delivered twice on purpose, {app.get('retried', 0)} retries, "
+        f"{app.get('deadlettered', 0)} dead-lettered)")
+    e = stats.get("egress", {})
+    say(f"egress: {e.get('notifications', 0)} notifications received, {e.get('forwarded', 0)} forwarded to "
+        f"{_rel(run_dir / 'egress.jsonl')}, {e.get('duplicates', 0)} skipped as duplicates, "
+        f"{e.get('propagated_writes', 0)} propagated writes, {e.get('quarantined', 0)} quarantined")
+    say("sites (averageTemperature): " + ", ".join(
+        f"{site} {avg if avg is None else round(avg, 2)} over {n} devices" for site, (n, avg) in sites.sites.items()))

@@ -23,7 +23,7 @@ from twinbridge.localhost.functions import (
 from twinbridge.localhost.indexing import check_app
 from twinbridge.localhost.server import READ_TIMEOUT_SECONDS, LocalHostApp, RunningHost, serve
 from twinbridge.localhost.settings_file import LocalSettings
-from twinbridge.localhost.stats import CountingPipeline, HostStats
+from twinbridge.localhost.stats import CountingEgress, CountingPipeline, HostStats
 
 log = logging.getLogger("twinbridge.host")
 
@@ -124,10 +124,12 @@ def route_prefix(root: Path = APP_ROOT) -> str:
 def install_counting_app(stats: HostStats) -> None:
     """Build the twinbridge app from the (now loaded) environment and count its pipeline's outcomes."""
     from functions.runtime import use_app
-    from shared.wiring import build_app
+    from shared.wiring import build_app, build_egress
 
     app = build_app()
-    use_app(dataclasses.replace(app, pipeline=CountingPipeline(app.pipeline, stats)))  # type: ignore[arg-type]
+    counted = dataclasses.replace(app, pipeline=CountingPipeline(app.pipeline, stats))  # type: ignore[arg-type]
+    counted.__dict__["egress"] = CountingEgress(lambda: build_egress(counted), stats)  # the cached_property's slot
+    use_app(counted)
 
 
 def start_local_host(*, settings_path: str | Path | None = None, port: int = 7071, host: str = "127.0.0.1",
