@@ -75,9 +75,9 @@ typecheck: install
 	$(BIN)/mypy
 
 # The demo's local host runs on 3.13 through azure-functions-runtime when a 3.13 exists (twinbridge/commands/demo.py
-# picks .venv313), else on this venv's Python.
+# picks .venv313), else on this venv's Python. EXPLORE=1: the browser explorer stays up on the demo's twins until Ctrl-C.
 demo: install $(if $(PY313),$(STAMP313))
-	$(BIN)/python -m twinbridge demo
+	$(BIN)/python -m twinbridge demo $(if $(filter 1,$(EXPLORE)),--explore)
 
 bench: install
 	$(BIN)/python -m twinbridge bench

@@ -48,14 +48,18 @@ def site_of(device_id: str) -> str:
 class EmulatorProcess:
     """``python -m twinbridge adt serve`` with the demo's endpoints; URL and CA from its first stdout line."""
 
-    def __init__(self, run_dir: Path, host_port: int, log_path: Path) -> None:
-        endpoints = {
+    def __init__(self, run_dir: Path, host_port: int, log_path: Path, explorer_port: int | None = None) -> None:
+        endpoints: dict[str, dict[str, Any]] = {
             # duplicate: 2% delivered twice, as at-least-once delivery may; the app must forward them once
             "app": {"kind": "webhook", "schema": "eventgrid", "lanes": 8, "duplicate": 0.02,
                     "url": f"http://127.0.0.1:{host_port}/runtime/webhooks/eventgrid?functionName=route_twin_changes",
                     "deadletter": str(run_dir / "deadletter-adt.jsonl")},
             "audit": {"kind": "jsonl", "schema": "cloudevents", "path": str(run_dir / "notifications.jsonl")},
         }
+        if explorer_port is not None:  # demo --explore: the explorer's live view is fed by a route of its own
+            endpoints["explorer"] = {"kind": "webhook", "schema": "eventgrid",
+                                     "url": f"http://127.0.0.1:{explorer_port}/api/notifications",
+                                     "deadletter": str(run_dir / "deadletter-explorer.jsonl")}
         self.endpoints_file = run_dir / "adt-endpoints.json"
         self.endpoints_file.write_bytes(orjson.dumps({"endpoints": endpoints}, option=orjson.OPT_INDENT_2))
         self.log = log_path.open("wb")
@@ -243,3 +247,36 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+class ExplorerProcess:
+    """``python -m twinbridge explore`` on the demo's emulator, run folder and host (``demo --explore``); its URL
+    comes from its first stdout line. Its live view is fed by the emulator's route ``to-explorer``."""
+
+    def __init__(self, emulator: EmulatorProcess, run_dir: Path, host_url: str, port: int, log_path: Path) -> None:
+        self.log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "twinbridge", "explore", "--adt", emulator.url, "--ca", emulator.ca, "--port",
+             str(port), "--settings", str(run_dir / "local.settings.json"), "--host", host_url],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL)
+        self.pid = self.process.pid
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode(errors="replace").strip()
+        if not line.startswith("Explorer listening on "):
+            self.stop()
+            raise RuntimeError(f"explore did not start ({line!r}); see {log_path}")
+        self.url = line.split(" ")[3]
+        from azure.digitaltwins.core import DigitalTwinsEventRoute
+
+        emulator.client().upsert_event_route("to-explorer", DigitalTwinsEventRoute(endpoint_name="explorer",
+                                                                                    filter="true"))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.pid, 15)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, 9)
+                self.process.wait(timeout=5)
+        self.log.close()

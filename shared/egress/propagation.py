@@ -169,13 +169,16 @@ class RulePropagator:
                 return False  # the parent went away between the relationship read and now
             if config.mode is not Mode.COPY:
                 value = self._aggregate(rule, parent)
-                if value is None:
-                    return False
             existed = _get(twin, config.target) is not None
+            if value is None and not existed:
+                return False  # no child holds a value and the parent holds none: nothing to say
             if existed and _get(twin, config.target) == value:
                 changed = False  # no-op: nothing to write, nothing will echo
             else:
-                ops = [{"op": "replace" if existed else "add", "path": config.target, "value": value}]
+                # An aggregate over no values (the last child left or lost the property) is undefined: the
+                # parent's value goes, rather than keeping the average of children it no longer has.
+                ops = ([{"op": "remove", "path": config.target}] if value is None else
+                       [{"op": "replace" if existed else "add", "path": config.target, "value": value}])
                 try:
                     self.twins.patch_twin(parent, ops, str(twin["$etag"]))
                 except TwinConflict:

@@ -213,6 +213,24 @@ def test_a_child_joining_or_leaving_recomputes_the_aggregate() -> None:
     assert propagator.apply(other) == 0
 
 
+def test_the_last_child_leaving_removes_the_aggregate_instead_of_keeping_a_stale_one() -> None:
+    """An average over no children is undefined: the parent's value goes (found by the demo: a site whose only
+    device was deleted kept that device's temperature as its average)."""
+    graph = _graph({"room-1": 20.0, "room-2": 24.0})
+    propagator = RulePropagator(_rules(_rule("avg", "avg", "/AverageTemperature")), graph, MemoryStateStore())
+    for room in ("room-1", "room-2"):
+        assert propagator.apply(read_notification(adt.relationship("floor-1", f"floor-1-{room}", room))) in (0, 1)
+    floor = graph.get_twin("floor-1")
+    assert floor is not None and floor["AverageTemperature"] == 22.0
+    for room in ("room-1", "room-2"):
+        graph.delete_relationship("floor-1", f"floor-1-{room}")
+        propagator.apply(read_notification(adt.relationship("floor-1", f"floor-1-{room}", room, created=False)))
+    floor = graph.get_twin("floor-1")
+    assert floor is not None and "AverageTemperature" not in floor
+    again = read_notification(adt.relationship("floor-1", "floor-1-room-2", "room-2", created=False))
+    assert propagator.apply(again) == 0  # nothing left to remove: no write
+
+
 def test_an_update_of_a_child_deleted_since_propagates_nothing_and_does_not_fail() -> None:
     """Found by the demo's loop: a Twin.Update delivered after its twin was deleted made listing the child's
     incoming relationships raise TwinMissing (ADT: 404 DigitalTwinNotFound), so it was redelivered forever."""

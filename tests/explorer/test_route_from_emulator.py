@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from shared.adapters.twins.embedded import TwinGraph
-from tests.support.emulated_notifications import FLOOR, MODELS
 from tests.explorer.adt_double import AdtDouble
 from tests.explorer.conftest import start_explorer
+from tests.support.emulated_notifications import FLOOR, MODELS
 from twinbridge.adt.endpoints import Endpoint, RouteDispatcher
 
 

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -37,6 +38,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-azurite", action="store_true", help="keep the state in memory even if Azurite exists")
     parser.add_argument("--dir", default=str(REPO / ".run" / "demo"), help="run folder (wiped first)")
+    parser.add_argument("--explore", action="store_true",
+                        help="also serve the browser explorer on the demo's twins (live changes through an event "
+                             "route) and keep everything running after the check until Ctrl-C (make demo EXPLORE=1)")
     parser.set_defaults(handler=run)
 
 
@@ -133,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     host: HostProcess | None = None
     emulator: demo_loop.EmulatorProcess | None = None
     relater: demo_loop.Relater | None = None
+    explorer: demo_loop.ExplorerProcess | None = None
     try:
         storage = None
         if not args.no_azurite:
@@ -145,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             say("state store: memory (--no-azurite)")
         port = demo_loop.free_port()
-        emulator = demo_loop.EmulatorProcess(run_dir, port, run_dir / "adt-emulator.log")
+        explorer_port = demo_loop.free_port() if args.explore else None
+        emulator = demo_loop.EmulatorProcess(run_dir, port, run_dir / "adt-emulator.log", explorer_port)
         client = emulator.client()
         demo_loop.prepare_graph(client)
         say(f"ADT emulator: {emulator.url} (pid {emulator.pid}, event routes to-app → route_twin_changes, "
@@ -156,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
         url = host.wait_ready(60)
         say(f"local host: {url} (pid {host.pid}, {host_label()}, log {_rel(run_dir / 'host.log')}), twins through "
             f"the ADT adapter over HTTPS (ADT_CREDENTIAL=emulator)")
+        if explorer_port is not None:
+            explorer = demo_loop.ExplorerProcess(emulator, run_dir, url, explorer_port, run_dir / "explorer.log")
+            say(f"explorer: {explorer.url} (pid {explorer.pid}, live changes through the event route to-explorer)")
         relater = demo_loop.Relater(client)
         relater.start()
         say(f"simulating {args.devices} devices for {args.duration:g} s at {args.rate:g} events/s with chaos "
@@ -194,8 +203,14 @@ def run(args: argparse.Namespace) -> int:
               and not sites.problems)
         say(f"demo {'passed' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s; what ADT emitted: "
             f"{_rel(run_dir / 'notifications.jsonl')}, what the app forwarded: {_rel(run_dir / 'egress.jsonl')}")
+        if explorer is not None:
+            say(f"explorer: open {explorer.url} — the twins stay up (devices, sites, live changes) until Ctrl-C")
+            _wait_for_interrupt()
         return 0 if ok else 1
     finally:
+        if explorer is not None:
+            explorer.stop()
+            say(f"stopped explorer (pid {explorer.pid})")
         if relater is not None:
             relater.finish()
         if host is not None:
@@ -207,6 +222,19 @@ def run(args: argparse.Namespace) -> int:
         if azurite is not None:
             azurite.stop()
             say(f"stopped Azurite (pid {azurite.pid})")
+
+
+def _wait_for_interrupt() -> None:
+    """Until Ctrl-C (SIGINT) or SIGTERM; then the caller stops what the demo started."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        say("")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _rel(path: Path) -> str:
