@@ -45,6 +45,18 @@ def site_of(device_id: str) -> str:
     return SITES[zlib.crc32(device_id.encode()) % len(SITES)]
 
 
+def stop_child(process: subprocess.Popen[bytes], log: Any) -> None:
+    """SIGTERM, then SIGKILL after 15 s: a child of the demo stopped by its own process id; its log closed."""
+    if process.poll() is None:
+        os.kill(process.pid, 15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, 9)
+            process.wait(timeout=5)
+    log.close()
+
+
 class EmulatorProcess:
     """``python -m twinbridge adt serve`` with the demo's endpoints; URL and CA from its first stdout line."""
 
@@ -93,14 +105,7 @@ class EmulatorProcess:
         return data
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.pid, 15)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, 9)
-                self.process.wait(timeout=5)
-        self.log.close()
+        stop_child(self.process, self.log)
 
 
 def host_settings(emulator: EmulatorProcess, run_dir: Path) -> dict[str, str]:
@@ -272,11 +277,4 @@ class ExplorerProcess:
                                                                                     filter="true"))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.pid, 15)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, 9)
-                self.process.wait(timeout=5)
-        self.log.close()
+        stop_child(self.process, self.log)

@@ -95,14 +95,9 @@ class HostProcess:
         return self.url
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.pid, 15)  # SIGTERM: the host stops its server and exits
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, 9)
-                self.process.wait(timeout=5)
-        self.log.close()
+        from twinbridge.demo_loop import stop_child
+
+        stop_child(self.process, self.log)  # SIGTERM: the host stops its server and exits
 
 
 def write_settings(path: Path, run_dir: Path, storage: str | None, topic: str,
