@@ -21,33 +21,31 @@ from __future__ import annotations
 from typing import Any
 
 import azure.functions as func
-import orjson
 
-from functions._bindings import to_plain_event
 from functions.runtime import current_app
+from shared.ingest.json_elements import parse_element
 from shared.settings.gc_tuning import note_input
 from shared.twins.pipeline import BatchReport
 
 bp = func.Blueprint()
 
 
-def parse_delivered(event: str | bytes | func.EventGridEvent | func.CloudEvent) -> tuple[Any, int | None]:
-    """The delivered event as the pipeline takes it, and its size on the wire when known. JSON text is parsed
-    here; whatever it holds (an object or not) goes to the pipeline, which quarantines what is not an event.
-    Text that is not JSON at all goes as the text itself (quarantined NOT_AN_EVENT, kept whole for replay)."""
-    if isinstance(event, func.EventGridEvent | func.CloudEvent):  # tests and callers that build typed objects
-        return to_plain_event(event), None
-    size = len(event) if isinstance(event, bytes) else len(event.encode("utf-8", "surrogatepass"))
+def parse_delivered(event: str | bytes) -> tuple[Any, int]:
+    """The delivered event as the pipeline takes it, and its size on the wire. The JSON text is read as the webhook
+    reads each element of its body (shared/ingest/json_elements.parse_element: integers beyond 64 bits exact,
+    NaN or a lone surrogate kept for the pipeline to give its code and path), so one problem gets one code on every
+    door. Text that is not JSON at all goes as the text itself (quarantined NOT_AN_EVENT, kept whole for replay)."""
+    raw = event if isinstance(event, bytes) else event.encode("utf-8", "surrogatepass")
     try:
-        return orjson.loads(event), size
-    except orjson.JSONDecodeError:
-        return event if isinstance(event, str) else event.decode("utf-8", "replace"), size
+        return parse_element(raw), len(raw)
+    except ValueError:
+        return event if isinstance(event, str) else event.decode("utf-8", "replace"), len(raw)
 
 
 @bp.function_name("ingest_iothub_events")
 @bp.event_grid_trigger(arg_name="event")
 async def ingest_iothub_events(event: str) -> None:
     parsed, size = parse_delivered(event)
-    note_input(size or 0)  # large events: cyclic garbage collected by bytes, not only by object count
+    note_input(size)  # large events: cyclic garbage collected by bytes, not only by object count
     result = await current_app().ingest_commit.submit(parsed, size)
     BatchReport([result]).raise_if_transient()
