@@ -4,7 +4,6 @@ Storage on Azurite. The connection sample carries Microsoft's 64-hex-digit seque
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,30 +19,13 @@ from shared.ports import StateStore
 from shared.settings.app_config import AppConfig
 from shared.settings.doors import DoorSettings
 from shared.settings.environment import Settings
-from shared.twins.freshness import CONNECTION
 from shared.twins.pipeline import Pipeline
 from shared.wiring import App, embedded_twin_store
 from tests.functions.helpers import body_of, post, user_twins
 from tests.functions.test_ingest_iothub_events import invoke
 from tests.functions.test_ingest_iothub_stream import batch
+from tests.support.documented import DOC_TOPIC, EXPECTED, SAMPLES, check, sample
 from tests.support.rig import CATALOG
-
-CORPUS = Path(__file__).resolve().parent.parent / "events" / "documented"
-EXPECTED: dict[str, dict[str, str]] = {k: v for k, v in orjson.loads((CORPUS / "expected.json").read_bytes()).items()
-                                       if not k.startswith("_")}
-# The samples' topic, placeholders and all: the allow-list names it as it is.
-DOC_TOPIC = ("/SUBSCRIPTIONS/<subscription ID>/RESOURCEGROUPS/<resource group name>/PROVIDERS/MICROSOFT.DEVICES"
-             "/IOTHUBS/<hub name>")
-DOC_SEQUENCE = int("000000000000000001D4132452F67CE200000002000000000000000000000001", 16)
-SAMPLES = sorted((schema.name, file.stem) for schema in CORPUS.iterdir() if schema.is_dir()
-                 for file in schema.glob("*.json"))
-
-
-def sample(schema: str, name: str) -> dict[str, Any]:
-    events = orjson.loads((CORPUS / schema / f"{name}.json").read_bytes())
-    assert isinstance(events, list) and len(events) == 1  # documented as a one-event array
-    event: dict[str, Any] = events[0]
-    return event
 
 
 @pytest.fixture(params=["memory", "table"])
@@ -77,21 +59,6 @@ def via_webhook(event: dict[str, Any]) -> None:
 
 
 DOORS = {"trigger": via_trigger, "webhook": via_webhook}
-
-
-def check(app: App, name: str) -> None:
-    expected = EXPECTED[name]
-    records = list(app.quarantine)  # type: ignore[call-overload]
-    if expected["outcome"] == "quarantined":
-        assert [r.code for r in records] == [expected["code"]]
-        return
-    assert records == []
-    twins = user_twins(app.twins)
-    assert expected["twin"] in twins
-    if name == "device_connected":
-        assert twins[expected["twin"]]["connectionState"] == "Connected"
-        loaded = app.state.load(expected["twin"])
-        assert loaded is not None and loaded[0].marks[CONNECTION].order == (DOC_SEQUENCE,)
 
 
 @pytest.mark.parametrize("door", sorted(DOORS))

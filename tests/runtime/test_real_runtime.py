@@ -34,6 +34,7 @@ from shared.settings.environment import Settings  # noqa: E402
 from shared.wiring import build_app  # noqa: E402
 from tests.egress import adt  # noqa: E402
 from tests.functions.helpers import user_twins  # noqa: E402
+from tests.support import documented as corpus  # noqa: E402
 from tests.support import event_factory as factory  # noqa: E402
 from tests.support.rig import make_app  # noqa: E402
 
@@ -171,6 +172,32 @@ def test_webhook_batch(rt: real_runtime.RealRuntime, app: Any) -> None:
     assert status == 200, body
     assert user_twins(app.twins)["dev-wh"]["temperature"] == 19.0
     assert [r.code for r in list(app.quarantine)] == ["TOPIC_NOT_ALLOWED"]
+
+
+# --- Every documented sample event, through the runtime (tests/events/documented, sources in its README) --------
+
+@pytest.mark.parametrize("door", ["ingest_iothub_events", "eventgrid_webhook"])
+@pytest.mark.parametrize(("schema", "name"), corpus.SAMPLES)
+def test_every_documented_sample_through_the_runtime(rt: real_runtime.RealRuntime, door: str, schema: str,
+                                                     name: str) -> None:
+    """Microsoft's samples as delivered: the JSON text the host hands the trigger, or a webhook POST of the array.
+    The connection sample carries the documented 64-hex-digit sequence number."""
+    application = make_app(doors=DoorSettings(iothub_resource_id=corpus.DOC_TOPIC),
+                           config={"topics": [corpus.DOC_TOPIC]})
+    use_app(application)
+    try:
+        event = corpus.sample(schema, name)
+        if door == "ingest_iothub_events":
+            result = rt.invoke(door, {"event": rt.json(event)})
+            assert result.ok, result.error
+        else:
+            request = rt.http("POST", URL, {"aeg-event-type": "Notification", "content-type": "application/json"},
+                              orjson.dumps([event]))
+            status, _, body = _reply(rt.invoke(door, {"req": request}))
+            assert status == 200, body
+        corpus.check(application, name)
+    finally:
+        use_app(None)
 
 
 # --- Timer -----------------------------------------------------------------------------------------------------
