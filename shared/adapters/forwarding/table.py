@@ -9,7 +9,6 @@ TTL): the reconcile timer does, a bounded number per run (functions/reconcile_re
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -54,8 +53,12 @@ class TableForwardingStore:
 
     @classmethod
     def _create(cls, service: TableServiceClient, table_name: str, **kwargs: Any) -> TableForwardingStore:
-        with contextlib.suppress(ResourceExistsError):
+        try:
             service.create_table(table_name)
+        except ResourceExistsError:
+            pass
+        except AzureError as exc:  # storage unreachable while building the store: as transient as any later call
+            raise _unavailable(exc) from exc
         return cls(service.get_table_client(table_name), **kwargs)
 
     def seen(self, keys: Sequence[str]) -> set[str]:
