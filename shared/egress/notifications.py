@@ -277,7 +277,6 @@ def read_notification(raw: Any, instance: str | None = None) -> Notification:
     return validate(event, schema)
 
 
-def read_amqp_notification(properties: Mapping[Any, Any], body: bytes | str | None,
-                           instance: str | None = None) -> Notification:
-    # the AMQP form carries ``source`` itself; ``instance`` is accepted so every reader is called alike
+def read_amqp_notification(properties: Mapping[Any, Any], body: bytes | str | None) -> Notification:
+    # the AMQP form carries ``source`` itself: no instance host to rebuild it from
     return validate(from_amqp(properties, body), "amqp")

@@ -38,7 +38,7 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> Emitted:
 def _three(emitted: Emitted, kind: str) -> list[Notification]:
     cloud, grid, (properties, body) = emitted.of_type(kind)
     return [read_notification(cloud, instance=HOST), read_notification(grid, instance=HOST),
-            read_amqp_notification(properties, body, instance=HOST)]
+            read_amqp_notification(properties, body)]
 
 
 def test_eventgrid_telemetry_names_its_twin_in_subject_not_the_topic(emitted: Emitted) -> None:
@@ -77,7 +77,7 @@ def test_relationship_without_source_id_takes_it_from_the_subject(emitted: Emitt
     data = orjson.loads(body)
     del data["$sourceId"]
     forms = [read_notification(cloud, instance=HOST), read_notification(grid, instance=HOST),
-             read_amqp_notification(properties, orjson.dumps(data), instance=HOST)]
+             read_amqp_notification(properties, orjson.dumps(data))]
     assert {n.twin_id for n in forms} == {"floor1"}
 
 
@@ -103,7 +103,7 @@ def test_amqp_time_sent_as_a_typed_timestamp_is_read(emitted: Emitted) -> None:
     """Bug: ``cloudEvents:time`` as an AMQP timestamp (a datetime once decoded) was refused as not a string."""
     cloud, _, _ = emitted.of_type("Microsoft.DigitalTwins.Twin.Update")
     properties, body = to_amqp(cloud, typed_time=True)
-    notification = read_amqp_notification(properties, body, instance=HOST)
+    notification = read_amqp_notification(properties, body)
     assert notification.time is not None and notification.time[:26] == cloud["time"][:26]
     assert notification.time.endswith("Z")
 

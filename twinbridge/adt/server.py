@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 import urllib.parse
 from collections.abc import Callable
 from http import HTTPStatus
@@ -314,9 +313,3 @@ def make_server(graph: TwinGraph, host: str, port: int, cert: Path, key: Path,
     # cannot stall the others.
     server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     return server
-
-
-def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name="adt-emulator", daemon=True)
-    thread.start()
-    return thread

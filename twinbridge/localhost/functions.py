@@ -7,11 +7,13 @@ once at start-up from each function's generated function.json — the same descr
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import re
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +57,11 @@ class LocalFunction:
     @property
     def trigger_arg(self) -> str:
         return str(self.trigger["name"])
+
+    @functools.cached_property
+    def trigger_annotation(self) -> Any:
+        """The trigger parameter's resolved annotation, read once per function (not per delivered event)."""
+        return typing.get_type_hints(self.user_function).get(self.trigger_arg)
 
     @property
     def is_http(self) -> bool:

@@ -241,7 +241,7 @@ class LocalHostApp:
 def event_grid_value(function: LocalFunction, raw: str) -> Any:
     """An Event Grid trigger argument as the worker builds it: a ``str``/``bytes`` parameter gets the JSON text
     through the generic binding (no converter); any other gets azure.functions' Event Grid converter."""
-    annotation = typing.get_type_hints(function.user_function).get(function.trigger_arg)
+    annotation = function.trigger_annotation
     if annotation is str:
         return raw
     if annotation is bytes:
@@ -258,8 +258,8 @@ def trigger_value(function: LocalFunction, raw: str) -> Any:
         return event_grid_value(function, raw)
     if kind == "eventHubTrigger":
         event = func.EventHubEvent(body=raw.encode())
-        annotation = typing.get_type_hints(function.user_function).get(function.trigger_arg)
-        many = str(function.trigger.get("cardinality", "")).lower() == "many" or typing.get_origin(annotation) is list
+        many = (str(function.trigger.get("cardinality", "")).lower() == "many"
+                or typing.get_origin(function.trigger_annotation) is list)
         return [event] if many else event
     return raw
 

@@ -20,8 +20,6 @@ import orjson
 
 from shared.adapters.twins.embedded.errors import AdtError
 
-KINDS = ("model", "twin", "relationship", "route")
-
 # One change: (kind, key, document) — document None deletes the key.
 Change = tuple[str, str, Any]
 
