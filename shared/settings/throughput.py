@@ -16,6 +16,9 @@ ADT_TWIN_WRITES_PER_SECOND = 10.0  # create/update/delete on a single twin (and 
 ADT_PATCHES_PER_SECOND = 1000.0  # patch requests per ADT instance
 ADT_READS_PER_SECOND = 1000.0  # read requests per ADT instance
 ADT_CREATES_DELETES_PER_SECOND = 500.0  # create/delete across all twins and relationships per ADT instance
+GROUP_COMMIT_WINDOW_MS = 5.0  # quiet gap that closes a batch
+GROUP_COMMIT_MAX_WAIT_MS = 250.0  # no event waits longer for its batch
+GROUP_COMMIT_MAX_EVENTS = 5000  # Event Grid delivers at most 5,000 events per array (maxEventsPerBatch)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
@@ -34,9 +37,9 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
 @dataclass(frozen=True, slots=True)
 class ThroughputSettings:
     # --- group commit (ingest_iothub_events) ---------------------------------------------------------------------
-    group_commit_window_ms: float = 5.0  # TWINBRIDGE_GROUP_COMMIT_WINDOW_MS: quiet gap that closes a batch
-    group_commit_max_wait_ms: float = 250.0  # TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS: no event waits longer for its batch
-    group_commit_max_events: int = 5000  # TWINBRIDGE_GROUP_COMMIT_MAX_EVENTS: flush at once when this many wait
+    group_commit_window_ms: float = GROUP_COMMIT_WINDOW_MS  # TWINBRIDGE_GROUP_COMMIT_WINDOW_MS
+    group_commit_max_wait_ms: float = GROUP_COMMIT_MAX_WAIT_MS  # TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS
+    group_commit_max_events: int = GROUP_COMMIT_MAX_EVENTS  # TWINBRIDGE_GROUP_COMMIT_MAX_EVENTS
     # --- write pacer (every door) --------------------------------------------------------------------------------
     write_pacer: str = "auto"  # TWINBRIDGE_WRITE_PACER: auto (on for Azure Digital Twins) | on | off
     twin_writes_per_second: float = ADT_TWIN_WRITES_PER_SECOND  # TWINBRIDGE_TWIN_WRITES_PER_SECOND
@@ -46,15 +49,15 @@ class ThroughputSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ThroughputSettings:
-        window = _number(env, "TWINBRIDGE_GROUP_COMMIT_WINDOW_MS", 5.0)
-        max_wait = _number(env, "TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS", max(250.0, window), window)
+        window = _number(env, "TWINBRIDGE_GROUP_COMMIT_WINDOW_MS", GROUP_COMMIT_WINDOW_MS)
+        max_wait = _number(env, "TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS", max(GROUP_COMMIT_MAX_WAIT_MS, window), window)
         pacer = (env.get("TWINBRIDGE_WRITE_PACER", "").strip() or "auto").lower()
         if pacer not in ("auto", "on", "off"):
             raise ValueError(f"TWINBRIDGE_WRITE_PACER must be auto, on or off, got {pacer!r}")
         return cls(
             group_commit_window_ms=window,
             group_commit_max_wait_ms=max_wait,
-            group_commit_max_events=int(_number(env, "TWINBRIDGE_GROUP_COMMIT_MAX_EVENTS", 5000, 1)),
+            group_commit_max_events=int(_number(env, "TWINBRIDGE_GROUP_COMMIT_MAX_EVENTS", GROUP_COMMIT_MAX_EVENTS, 1)),
             write_pacer=pacer,
             twin_writes_per_second=_number(env, "TWINBRIDGE_TWIN_WRITES_PER_SECOND", ADT_TWIN_WRITES_PER_SECOND, 0.1),
             patches_per_second=_number(env, "TWINBRIDGE_ADT_PATCHES_PER_SECOND", ADT_PATCHES_PER_SECOND, 1),

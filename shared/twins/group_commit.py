@@ -34,13 +34,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared.settings.throughput import GROUP_COMMIT_MAX_EVENTS, GROUP_COMMIT_MAX_WAIT_MS, GROUP_COMMIT_WINDOW_MS
 from shared.twins.deadline import INVOCATION_BUDGET_SECONDS, invocation_budget
 
 log = logging.getLogger("twinbridge.group_commit")
 
-DEFAULT_WINDOW_SECONDS = 0.005
-DEFAULT_MAX_WAIT_SECONDS = 0.25
-DEFAULT_MAX_EVENTS = 5000  # Event Grid delivers at most 5,000 events per array (maxEventsPerBatch)
+DEFAULT_WINDOW_SECONDS = GROUP_COMMIT_WINDOW_MS / 1000
+DEFAULT_MAX_WAIT_SECONDS = GROUP_COMMIT_MAX_WAIT_MS / 1000
+DEFAULT_MAX_EVENTS = GROUP_COMMIT_MAX_EVENTS
 
 
 class _Report(Protocol):

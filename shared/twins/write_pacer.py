@@ -42,6 +42,12 @@ from typing import Any, TypeVar
 
 from shared.errors import Code, TransientError, TwinConflict
 from shared.ports import TwinStore
+from shared.settings.throughput import (
+    ADT_CREATES_DELETES_PER_SECOND,
+    ADT_PATCHES_PER_SECOND,
+    ADT_READS_PER_SECOND,
+    ADT_TWIN_WRITES_PER_SECOND,
+)
 from shared.twins import deadline
 
 log = logging.getLogger("twinbridge.pacer")
@@ -65,10 +71,10 @@ class Superseded(TwinConflict):
 
 @dataclass(frozen=True, slots=True)
 class PacerLimits:
-    twin_writes_per_second: float = 10.0
-    patches_per_second: float = 1000.0
-    reads_per_second: float = 1000.0
-    creates_deletes_per_second: float = 500.0
+    twin_writes_per_second: float = ADT_TWIN_WRITES_PER_SECOND
+    patches_per_second: float = ADT_PATCHES_PER_SECOND
+    reads_per_second: float = ADT_READS_PER_SECOND
+    creates_deletes_per_second: float = ADT_CREATES_DELETES_PER_SECOND
     guard: float = 0.05  # seconds added to each one-second window
 
 
