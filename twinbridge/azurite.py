@@ -44,7 +44,8 @@ def azurite_missing_reason() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback, for a local server whose port must be known before it starts."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
@@ -125,7 +126,7 @@ def start_azurite(workdir: str | Path | None = None, *, timeout: float = 30.0) -
     own = workdir is None
     directory = Path(tempfile.mkdtemp(prefix="azurite-")) if workdir is None else Path(workdir)
     directory.mkdir(parents=True, exist_ok=True)
-    ports = {"blob": _free_port(), "queue": _free_port(), "table": _free_port()}
+    ports = {"blob": free_port(), "queue": free_port(), "table": free_port()}
     args = [str(AZURITE_BIN), "--inMemoryPersistence", "--silent", "--disableTelemetry", "--skipApiVersionCheck",
             "--loose"]
     for service, port in ports.items():

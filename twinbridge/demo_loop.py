@@ -14,7 +14,6 @@ emitted): the check compares what the app forwarded with what the emulator says 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -33,12 +32,6 @@ SITE_MODEL = "dtmi:twinbridge:demo:Site;1"
 SITES = tuple(f"site-{n}" for n in range(1, 9))  # ~6 devices each: an average costs ~10 ADT calls
 FIRST_LINE = "ADT emulator listening on "
 
-
-def free_port() -> int:
-    """A port for the local host, known before it starts (the emulator's endpoint names it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def site_of(device_id: str) -> str:

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from twinbridge import demo_loop
-from twinbridge.azurite import Azurite
+from twinbridge.azurite import Azurite, free_port
 from twinbridge.commands.demo import HostProcess, write_settings
 from twinbridge.simulator.fleet import TOPIC
 from twinbridge.simulator.run import SimulationOptions, run_simulation
@@ -75,7 +75,7 @@ class FrontEnd:
 
 
 def test_two_hosts_split_one_stream_with_zero_mismatches(tmp_path: Path, azurite: Azurite) -> None:
-    port = demo_loop.free_port()
+    port = free_port()
     front = FrontEnd(port)
     emulator = demo_loop.EmulatorProcess(tmp_path, port, tmp_path / "adt-emulator.log")
     hosts: list[HostProcess] = []

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from twinbridge.azurite import free_port
 from twinbridge.bench.workload import HUB, TOPIC
 
 APP_ROOT = Path(__file__).resolve().parents[2]
@@ -50,11 +50,6 @@ def large_event_template(event_bytes: int) -> bytes:
     bare = len(build(0))
     return build(max(1, (event_bytes - bare) // 1000))
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _rss_mb(pid: int, field: str = "VmRSS") -> float | None:
@@ -87,7 +82,7 @@ def large_event_rss(events: int = 1000, event_kb: int = 950, gc_gen0: str | None
     """Figures of one run: the child's peak RSS, its sampled RSS range, outcomes and timings."""
     template = large_event_template(event_kb * 1000)
     head, tail = template.split(_ID_MARK.encode())
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="twinbridge-bench-large-") as tmp:
         settings = Path(tmp) / "local.settings.json"
         settings.write_bytes(orjson.dumps({"IsEncrypted": False, "Values": {}}))

@@ -144,8 +144,10 @@ def run(args: argparse.Namespace) -> int:
                 say(f"state store: memory — Azurite not started ({why})")
         else:
             say("state store: memory (--no-azurite)")
-        port = demo_loop.free_port()
-        explorer_port = demo_loop.free_port() if args.explore else None
+        from twinbridge.azurite import free_port
+
+        port = free_port()
+        explorer_port = free_port() if args.explore else None
         emulator = demo_loop.EmulatorProcess(run_dir, port, run_dir / "adt-emulator.log", explorer_port)
         client = emulator.client()
         demo_loop.prepare_graph(client)
