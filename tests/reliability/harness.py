@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -133,10 +132,11 @@ def new_graph() -> EmbeddedTwinStore:
     return embedded_twin_store(CATALOG)
 
 
-# TWINBRIDGE_RELIABILITY_PACED=1: every R-test runs with the Event Grid door's group commit and the write pacer on
-# (issue 19): twins behind shared.wiring.pace, each process() call dispatched as the host dispatches an array —
-# one concurrent submission per event to a GroupCommit — with a per-twin rate low enough to make writes queue.
-PACED = os.environ.get("TWINBRIDGE_RELIABILITY_PACED") == "1"
+# PACED (set per test by the `delivery` fixture, tests/reliability/conftest.py): the R-test runs with the Event Grid
+# door's group commit and the write pacer on (issue 19): twins behind shared.wiring.pace, each process() call
+# dispatched as the host dispatches an array — one concurrent submission per event to a GroupCommit — with a per-twin
+# rate low enough to make writes queue.
+PACED = False
 PACED_LIMITS = ThroughputSettings(twin_writes_per_second=200, patches_per_second=100_000, reads_per_second=100_000,
                                   creates_deletes_per_second=100_000)
 

@@ -31,6 +31,9 @@ from tests.reliability.stores import RecordingState, SlowState
 from tests.support import event_factory as factory
 from twinbridge.azurite import Azurite
 
+# Each test directly and through the group commit + write pacer (tests/reliability/conftest.py).
+pytestmark = pytest.mark.usefixtures("delivery")
+
 THREADS = 8
 
 

@@ -20,6 +20,9 @@ from tests.reliability.harness import user_properties as props
 from tests.reliability.stores import RecordingState
 from twinbridge.azurite import Azurite
 
+# Each test directly and through the group commit + write pacer (tests/reliability/conftest.py).
+pytestmark = pytest.mark.usefixtures("delivery")
+
 
 @st.composite
 def deliveries(draw: st.DrawFn) -> tuple[str, list[Change], list[list[Change]]]:

@@ -38,6 +38,9 @@ from tests.reliability.harness import (
 from tests.reliability.stores import RecordingState
 from twinbridge.azurite import Azurite
 
+# Each test directly and through the group commit + write pacer (tests/reliability/conftest.py).
+pytestmark = pytest.mark.usefixtures("delivery")
+
 
 class DeliveryMachine(RuleBasedStateMachine):
     make_store: ClassVar[Callable[[], StateStore]] = MemoryStateStore
