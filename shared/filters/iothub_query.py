@@ -286,14 +286,7 @@ class _Parser(TokenCursor[Token]):
             self.expect(")", "')'")
             return node
         if t.kind == "[":
-            items: list[Node] = []
-            if self.peek().kind != "]":
-                items.append(self.expr(1))
-                while self.peek().kind == ",":
-                    self.take()
-                    items.append(self.expr(1))
-            self.expect("]", "',' or ']'")
-            return ArrayLiteral(tuple(items))
+            return ArrayLiteral(self.expr_list("]"))
         if t.kind == "PATH":
             parts: tuple[str | int, ...] = t.value
             if self.peek().kind == "(":
@@ -311,18 +304,23 @@ class _Parser(TokenCursor[Token]):
         if len(parts) != 1 or name not in _FUNCTIONS:
             raise self.error(f"unknown function {'.'.join(map(str, parts))}", name_tok)
         self.take()  # (
-        args: list[Node] = []
-        if self.peek().kind != ")":
-            args.append(self.expr(1))
-            while self.peek().kind == ",":
-                self.take()
-                args.append(self.expr(1))
-        self.expect(")", "',' or ')'")
+        args = self.expr_list(")")
         lo, hi = _FUNCTIONS[name]
         if len(args) < lo or (hi is not None and len(args) > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo}-{hi}")
             raise self.error(f"{name} takes {want} argument(s), got {len(args)}", name_tok)
-        return Call(name, tuple(args))
+        return Call(name, args)
+
+    def expr_list(self, close: str) -> tuple[Node, ...]:
+        """Comma-separated expressions up to ``close`` (taken), after the opening bracket; possibly none."""
+        items: list[Node] = []
+        if self.peek().kind != close:
+            items.append(self.expr(1))
+            while self.peek().kind == ",":
+                self.take()
+                items.append(self.expr(1))
+        self.expect(close, f"',' or '{close}'")
+        return tuple(items)
 
 
 def _describe(t: Token) -> str:

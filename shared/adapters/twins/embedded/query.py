@@ -12,8 +12,8 @@ Conditions: ``= != < <= > >=``, ``IN [...]``/``NIN [...]``, ``AND``/``OR``/``NOT
 IS_OF_MODEL (1-3 arguments), IS_DEFINED, IS_NULL, IS_BOOL, IS_NUMBER, IS_STRING, IS_OBJECT, IS_PRIMITIVE,
 STARTSWITH, ENDSWITH, CONTAINS. Strings are single- or double-quoted; Learn's concepts-query-language documents
 ``\\'``, and the escapes are those of the Cosmos DB SQL dialect the language comes from (cosmos-db/nosql/query/
-constants), exactly: ``\\' \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX``, any other is a syntax error. ``[[name]]`` quotes a
-reserved word. Keywords are case-insensitive, names and values case-sensitive ("All Azure Digital Twins query
+constants), exactly: ``\\' \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX``, any other is a syntax error. ``[[name]]`` quotes
+a reserved word. Keywords are case-insensitive, names and values case-sensitive ("All Azure Digital Twins query
 operations are case-sensitive"). The tokens are read by shared.filters.lexer, which the route filters and IoT Hub
 routing queries share; syntax errors name the position where the offending token starts.
 
