@@ -31,13 +31,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.filters.lexer import QuerySyntaxError, TokenCursor, scan_number, scan_string
+from shared.filters.lexer import (
+    CompiledExpression,
+    Lexicon,
+    QuerySyntaxError,
+    Token,
+    TokenCursor,
+    dict_path,
+    ordered,
+    quote_string,
+    tokenize,
+)
 
 __all__ = ["ATTRIBUTES", "RouteFilter", "RouteFilterSyntaxError", "compile_route_filter"]
 
 ATTRIBUTES: Final = ("type", "source", "subject", "id", "dataschema", "datacontenttype", "specversion")
 _FUNCTIONS: Final = ("STARTS_WITH", "ENDS_WITH", "CONTAINS")
-_OPS: Final = ("<=", ">=", "!=", "=", "<", ">")
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
 
@@ -52,61 +61,9 @@ class _Absent:
 _ABSENT: Final = _Absent()
 
 
-@dataclass(frozen=True, slots=True)
-class _Tok:
-    kind: str  # STR NUM NAME OP ( ) , EOF
-    value: Any
-    pos: int
-
-
-def _starts_number(text: str, i: int) -> bool:
-    """A digit, or '.'/sign followed by a digit, or a sign followed by '.' and a digit."""
-    j = i + 1 if text[i] in "-+" else i
-    if text[j : j + 1] == ".":
-        j += 1
-    return text[j : j + 1].isdigit()
-
-
-def _lex(text: str) -> list[_Tok]:
-    toks: list[_Tok] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c.isspace():
-            i += 1
-        elif c in "(),":
-            toks.append(_Tok(c, c, i))
-            i += 1
-        elif text.startswith(_OPS, i):
-            op = next(o for o in _OPS if text.startswith(o, i))
-            toks.append(_Tok("OP", op, i))
-            i += len(op)
-        elif c in "'\"":
-            start = i
-            try:
-                value, i = scan_string(text, i)
-            except QuerySyntaxError as exc:
-                raise RouteFilterSyntaxError(str(exc).rsplit(" at position", 1)[0], exc.position, text) from None
-            toks.append(_Tok("STR", value, start))
-        elif _starts_number(text, i):
-            start = i
-            sign = -1 if c == "-" else 1
-            if c in "-+":
-                i += 1
-            try:
-                number, i = scan_number(text, i)
-            except QuerySyntaxError as exc:
-                raise RouteFilterSyntaxError(str(exc).rsplit(" at position", 1)[0], exc.position, text) from None
-            toks.append(_Tok("NUM", sign * number, start))
-        elif c == "$" or c == "_" or c.isalpha():
-            start = i
-            while i < n and (text[i].isalnum() or text[i] in "_$."):
-                i += 1
-            toks.append(_Tok("NAME", text[start:i], start))
-        else:
-            raise RouteFilterSyntaxError(f"unexpected character {c!r}", i, text)
-    toks.append(_Tok("EOF", None, n))
-    return toks
+# kinds: STR NUM NAME OP ( ) , EOF; a name takes in its dots (a $body path is one token), a number its sign
+_LEXICON: Final = Lexicon(punct="(),", ops=("<=", ">=", "!=", "=", "<", ">"), name_chars="_$.", signs="-+",
+                          error=RouteFilterSyntaxError)
 
 
 # AST ------------------------------------------------------------------------------------------------------------
@@ -154,11 +111,11 @@ class BoolConst:
 Node = Compare | Func | BoolOp | BoolConst
 
 
-class _Parser(TokenCursor[_Tok]):
+class _Parser(TokenCursor[Token]):
     error_type = RouteFilterSyntaxError
 
     def __init__(self, text: str) -> None:
-        super().__init__(text, _lex(text))
+        super().__init__(text, tokenize(text, _LEXICON))
 
     def keyword(self, *words: str) -> str | None:
         t = self.peek()
@@ -239,7 +196,7 @@ class _Parser(TokenCursor[_Tok]):
         raise self.error(f"expected an attribute, $body path or literal, found {_describe(t)}", t)
 
 
-def _describe(t: _Tok) -> str:
+def _describe(t: Token) -> str:
     if t.kind == "EOF":
         return "end of filter"
     return f"{t.value!r}"
@@ -254,10 +211,7 @@ def _const_text(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        escaped = "".join(
-            "\\" + c if c in "'\\" else (f"\\u{ord(c):04x}" if c < " " or c == "\x7f" else c) for c in v
-        )
-        return f"'{escaped}'"
+        return quote_string(v)
     return repr(v) if isinstance(v, float) else str(v)
 
 
@@ -292,12 +246,7 @@ def _getter(o: Field | Const) -> Getter:
     path = o.path
 
     def body(n: Mapping[str, Any]) -> Any:
-        v: Any = n.get("data", _ABSENT)
-        for k in path:
-            if type(v) is not dict:
-                return _ABSENT
-            v = v.get(k, _ABSENT)
-        return v
+        return dict_path(n.get("data", _ABSENT), path, _ABSENT)
 
     return body
 
@@ -320,13 +269,7 @@ def _compare(op: str, a: Any, b: Any) -> bool:
         return not (same and a == b)
     if not same or ka not in ("number", "str"):
         return False
-    if op == "<":
-        return bool(a < b)
-    if op == "<=":
-        return bool(a <= b)
-    if op == ">":
-        return bool(a > b)
-    return bool(a >= b)
+    return ordered(op, a, b)
 
 
 _STRING_FUNCS: dict[str, Callable[[str, str], bool]] = {
@@ -357,14 +300,15 @@ def _compile(node: Node) -> Pred:
     return lambda n: any(p(n) for p in items)
 
 
-class RouteFilter:
+class RouteFilter(CompiledExpression):
     """A compiled ADT event route filter."""
 
-    __slots__ = ("_pred", "ast", "source")
+    __slots__ = ("_pred",)
+    compiler = "compile_route_filter"
+    ast: Node
 
     def __init__(self, source: str, ast: Node) -> None:
-        self.source = source
-        self.ast = ast
+        super().__init__(source, ast)
         self._pred = _compile(ast)
 
     def matches(self, notification: Mapping[str, Any]) -> bool:
@@ -373,15 +317,8 @@ class RouteFilter:
     def to_text(self) -> str:
         return to_text(self.ast)
 
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def __repr__(self) -> str:
-        return f"compile_route_filter({self.to_text()!r})"
-
 
 def compile_route_filter(text: str) -> RouteFilter:
     """Parse and compile an ADT route filter; RouteFilterSyntaxError (a ValueError) with .position otherwise."""
-    if not isinstance(text, str):
-        raise TypeError(f"route filter must be a string, got {type(text).__name__}")
+    text = RouteFilter.require_text(text, "route filter")
     return RouteFilter(text, _Parser(text).parse())

@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+from shared.filters.lexer import dict_path
+
 __all__ = ["OPERATORS", "FilterError", "SubscriptionFilter"]
 
 MAX_ADVANCED_FILTERS: Final = 25
@@ -326,12 +328,7 @@ def _path_getter(top: str, path: tuple[str, ...]) -> Getter:
         return get2
 
     def getn(ev: Mapping[str, Any]) -> Any:
-        d: Any = ev.get(top)
-        for k in path:
-            if type(d) is not dict:
-                return missing
-            d = d.get(k, missing)
-        return d
+        return dict_path(ev.get(top), path, missing)
 
     return getn
 

@@ -55,12 +55,16 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from shared.filters.lexer import (
+    CompiledExpression,
+    Lexicon,
     QuerySyntaxError,
+    Token,
     TokenCursor,
     is_name_char,
     is_name_start,
-    scan_number,
-    scan_string,
+    ordered,
+    quote_string,
+    tokenize,
 )
 
 __all__ = ["UNDEFINED", "QuerySyntaxError", "RoutingQuery", "compile_routing_query"]
@@ -79,54 +83,25 @@ UNDEFINED: Final = _Undefined()
 # lexer
 
 _KEYWORDS = {"and", "or", "not", "true", "false", "null", "undefined", "in"}
-_TWO_CHAR_OPS = ("<=", ">=", "!=", "<>")
-_ONE_CHAR_OPS = "=<>+-*/%"
 
 
-@dataclass(frozen=True, slots=True)
-class _Tok:
-    kind: str  # NUM STR PATH KW OP ( ) [ ] , EOF
-    value: Any
-    pos: int
-    end: int
+def _not_alone(text: str, i: int) -> Token | None:
+    if text[i] == "!" and not text.startswith("!=", i):
+        raise QuerySyntaxError("unexpected '!' (did you mean '!=' or NOT?)", i, text)
+    return None
 
 
-def _lex(text: str) -> list[_Tok]:
-    toks: list[_Tok] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c.isspace():
-            i += 1
-            continue
-        start = i
-        if c in "()[],":
-            toks.append(_Tok(c, c, i, i + 1))
-            i += 1
-        elif text.startswith(_TWO_CHAR_OPS, i):
-            toks.append(_Tok("OP", text[i : i + 2], i, i + 2))
-            i += 2
-        elif c in _ONE_CHAR_OPS:
-            toks.append(_Tok("OP", c, i, i + 1))
-            i += 1
-        elif c == "!":
-            raise QuerySyntaxError("unexpected '!' (did you mean '!=' or NOT?)", i, text)
-        elif c in "'\"":
-            value, i = scan_string(text, i)
-            toks.append(_Tok("STR", value, start, i))
-        elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
-            number, i = scan_number(text, i)
-            toks.append(_Tok("NUM", number, start, i))
-        elif is_name_start(c):
-            path, i = _lex_path(text, i)
-            if len(path) == 1 and isinstance(path[0], str) and path[0].lower() in _KEYWORDS:
-                toks.append(_Tok("KW", path[0].lower(), start, i))
-            else:
-                toks.append(_Tok("PATH", tuple(path), start, i))
-        else:
-            raise QuerySyntaxError(f"unexpected character {c!r}", i, text)
-    toks.append(_Tok("EOF", None, n, n))
-    return toks
+def _word(text: str, i: int) -> Token:
+    """A keyword (kind KW, lower-cased) or a path (kind PATH, a tuple of names and array indexes)."""
+    path, end = _lex_path(text, i)
+    if len(path) == 1 and isinstance(path[0], str) and path[0].lower() in _KEYWORDS:
+        return Token("KW", path[0].lower(), i, end)
+    return Token("PATH", tuple(path), i, end)
+
+
+# kinds: NUM STR PATH KW OP ( ) [ ] , EOF; '-' is an operator, so number literals carry no sign
+_LEXICON: Final = Lexicon(punct="()[],", ops=("<=", ">=", "!=", "<>", "=", "<", ">", "+", "-", "*", "/", "%"),
+                          name_chars="_-$", word=_word, special=_not_alone)
 
 
 def _lex_path(text: str, i: int) -> tuple[list[str | int], int]:
@@ -235,11 +210,11 @@ _FUNCTIONS: dict[str, tuple[int, int | None]] = {
 # parser (recursive descent, precedence climbing)
 
 
-class _Parser(TokenCursor[_Tok]):
+class _Parser(TokenCursor[Token]):
     def __init__(self, text: str) -> None:
-        super().__init__(text, _lex(text))
+        super().__init__(text, tokenize(text, _LEXICON))
 
-    def expect(self, kind: str, what: str) -> _Tok:
+    def expect(self, kind: str, what: str) -> Token:
         t = self.peek()
         if t.kind != kind:
             raise self.error(f"expected {what}, found {_describe(t)}")
@@ -261,7 +236,7 @@ class _Parser(TokenCursor[_Tok]):
         if t.kind == "KW" and t.value in ("and", "or"):
             return str(t.value).upper()
         if t.kind == "OP":
-            return "!=" if t.value == "<>" else str(t.value)
+            return str(t.value)
         return None
 
     def expr(self, min_prec: int) -> Node:
@@ -311,14 +286,7 @@ class _Parser(TokenCursor[_Tok]):
             self.expect(")", "')'")
             return node
         if t.kind == "[":
-            items: list[Node] = []
-            if self.peek().kind != "]":
-                items.append(self.expr(1))
-                while self.peek().kind == ",":
-                    self.take()
-                    items.append(self.expr(1))
-            self.expect("]", "',' or ']'")
-            return ArrayLiteral(tuple(items))
+            return ArrayLiteral(self.expr_list("]"))
         if t.kind == "PATH":
             parts: tuple[str | int, ...] = t.value
             if self.peek().kind == "(":
@@ -331,26 +299,31 @@ class _Parser(TokenCursor[_Tok]):
             raise self.error("unexpected end of query", t)
         raise self.error(f"unexpected {_describe(t)}", t)
 
-    def call(self, name_tok: _Tok, parts: tuple[str | int, ...]) -> Node:
+    def call(self, name_tok: Token, parts: tuple[str | int, ...]) -> Node:
         name = str(parts[0]).upper()
         if len(parts) != 1 or name not in _FUNCTIONS:
             raise self.error(f"unknown function {'.'.join(map(str, parts))}", name_tok)
         self.take()  # (
-        args: list[Node] = []
-        if self.peek().kind != ")":
-            args.append(self.expr(1))
-            while self.peek().kind == ",":
-                self.take()
-                args.append(self.expr(1))
-        self.expect(")", "',' or ')'")
+        args = self.expr_list(")")
         lo, hi = _FUNCTIONS[name]
         if len(args) < lo or (hi is not None and len(args) > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo}-{hi}")
             raise self.error(f"{name} takes {want} argument(s), got {len(args)}", name_tok)
-        return Call(name, tuple(args))
+        return Call(name, args)
+
+    def expr_list(self, close: str) -> tuple[Node, ...]:
+        """Comma-separated expressions up to ``close`` (taken), after the opening bracket; possibly none."""
+        items: list[Node] = []
+        if self.peek().kind != close:
+            items.append(self.expr(1))
+            while self.peek().kind == ",":
+                self.take()
+                items.append(self.expr(1))
+        self.expect(close, f"',' or '{close}'")
+        return tuple(items)
 
 
-def _describe(t: _Tok) -> str:
+def _describe(t: Token) -> str:
     if t.kind == "EOF":
         return "end of query"
     if t.kind == "KW":
@@ -375,19 +348,6 @@ def _path_text(parts: Sequence[str | int]) -> str:
     return out
 
 
-def _string_text(s: str) -> str:
-    out = ["'"]
-    for c in s:
-        if c == "'" or c == "\\":
-            out.append("\\" + c)
-        elif c < " " or c == "\x7f":
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(c)
-    out.append("'")
-    return "".join(out)
-
-
 def _literal_text(v: Any) -> str:
     if v is UNDEFINED:
         return "undefined"
@@ -398,7 +358,7 @@ def _literal_text(v: Any) -> str:
     if v is False:
         return "false"
     if isinstance(v, str):
-        return _string_text(v)
+        return quote_string(v)
     if isinstance(v, float):
         if not math.isfinite(v):
             raise ValueError(f"cannot print non-finite number {v}")
@@ -588,13 +548,7 @@ def _compare(op: str, a: Any, b: Any) -> Any:
         return not _strict_equal(a, b)
     if ka not in ("number", "string") or (ka == "number" and (a != a or b != b)):
         return UNDEFINED
-    if op == "<":
-        return a < b
-    if op == ">":
-        return a > b
-    if op == "<=":
-        return a <= b
-    return a >= b
+    return ordered(op, a, b)
 
 
 def _as_num(v: float) -> Any:
@@ -750,30 +704,21 @@ def _compile(node: Node) -> Fn:
 
         return neg
     left, right, op = _compile(node.left), _compile(node.right), node.op
-    if op == "AND":
+    if op in ("AND", "OR"):
+        # three-valued: the deciding value (false for AND, true for OR) wins from either side, whatever the other;
+        # two of the other boolean give it; anything else is undefined
+        decides = op == "OR"
 
-        def and_(tel: Mapping[str, Any], twin: Any, body: Any) -> Any:
+        def junction(tel: Mapping[str, Any], twin: Any, body: Any) -> Any:
             a = left(tel, twin, body)
-            if a is False:
-                return False
+            if a is decides:
+                return decides
             b = right(tel, twin, body)
-            if b is False:
-                return False
-            return True if (a is True and b is True) else UNDEFINED
+            if b is decides:
+                return decides
+            return (not decides) if (a is (not decides) and b is (not decides)) else UNDEFINED
 
-        return and_
-    if op == "OR":
-
-        def or_(tel: Mapping[str, Any], twin: Any, body: Any) -> Any:
-            a = left(tel, twin, body)
-            if a is True:
-                return True
-            b = right(tel, twin, body)
-            if b is True:
-                return True
-            return False if (a is False and b is False) else UNDEFINED
-
-        return or_
+        return junction
     if op in _COMPARISONS:
 
         def cmp(tel: Mapping[str, Any], twin: Any, body: Any) -> Any:
@@ -799,14 +744,15 @@ def _uses_body(node: Node) -> bool:
     return False
 
 
-class RoutingQuery:
+class RoutingQuery(CompiledExpression):
     """A compiled IoT Hub routing query."""
 
-    __slots__ = ("_fn", "_uses_body", "ast", "source")
+    __slots__ = ("_fn", "_uses_body")
+    compiler = "compile_routing_query"
+    ast: Node
 
     def __init__(self, source: str, ast: Node) -> None:
-        self.source = source
-        self.ast = ast
+        super().__init__(source, ast)
         self._fn = _compile(ast)
         self._uses_body = _uses_body(ast)
 
@@ -822,15 +768,8 @@ class RoutingQuery:
     def to_text(self) -> str:
         return to_text(self.ast)
 
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def __repr__(self) -> str:
-        return f"compile_routing_query({self.to_text()!r})"
-
 
 def compile_routing_query(text: str) -> RoutingQuery:
     """Parse and compile a route condition. Raises QuerySyntaxError (with .position) when it does not parse."""
-    if not isinstance(text, str):
-        raise TypeError(f"routing query must be a string, got {type(text).__name__}")
+    text = RoutingQuery.require_text(text, "routing query")
     return RoutingQuery(text, _Parser(text).parse())

@@ -10,8 +10,12 @@ reference-query-operators, reference-query-functions, reference-query-reserved):
 
 Conditions: ``= != < <= > >=``, ``IN [...]``/``NIN [...]``, ``AND``/``OR``/``NOT``, parentheses and the functions
 IS_OF_MODEL (1-3 arguments), IS_DEFINED, IS_NULL, IS_BOOL, IS_NUMBER, IS_STRING, IS_OBJECT, IS_PRIMITIVE,
-STARTSWITH, ENDSWITH, CONTAINS. Strings take ``\\'`` escapes; ``[[name]]`` quotes a reserved word. Keywords are
-case-insensitive, names and values case-sensitive ("All Azure Digital Twins query operations are case-sensitive").
+STARTSWITH, ENDSWITH, CONTAINS. Strings are single- or double-quoted; Learn's concepts-query-language documents
+``\\'``, and the escapes are those of the Cosmos DB SQL dialect the language comes from (cosmos-db/nosql/query/
+constants), exactly: ``\\' \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX``, any other is a syntax error. ``[[name]]`` quotes
+a reserved word. Keywords are case-insensitive, names and values case-sensitive ("All Azure Digital Twins query
+operations are case-sensitive"). The tokens are read by shared.filters.lexer, which the route filters and IoT Hub
+routing queries share; syntax errors name the position where the offending token starts.
 
 Semantics where Learn is explicit: a JOIN is an inner join and needs the query to name a twin by ``$dtId``
 (reference-query-clause-join); a projected property a row lacks is left out of that row (reference-query-clause-
@@ -26,13 +30,13 @@ refused with 400 SqlQueryError.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from shared.adapters.twins.embedded.dtdl import Registry
 from shared.adapters.twins.embedded.errors import AdtError, bad_request
+from shared.filters.lexer import Lexicon, QuerySyntaxError, Token, TokenCursor, ordered, tokenize
 
 MAX_QUERY_CHARS: Final = 8_000
 MAX_AND_OR: Final = 50
@@ -63,81 +67,22 @@ class _Undefined:
 UNDEFINED: Final = _Undefined()
 
 
-# ---- lexer -----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Tok:
-    kind: str  # NAME QNAME STR NUM OP PUNCT EOF
-    value: Any
-    pos: int
+# ---- lexer: shared.filters.lexer, told what is the ADT language's own ---------------------------------------------
+def _quoted_name(text: str, i: int) -> Token | None:
+    """``[[name]]``: a reserved word (or any text) used as a name (reference-query-reserved)."""
+    if not text.startswith("[[", i):
+        return None
+    end = text.find("]]", i + 2)
+    if end < 0:
+        raise QuerySyntaxError("unterminated [[name]]", i, text)
+    return Token("QNAME", text[i + 2:end], i, end + 2)
 
 
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_OPS = ("<=", ">=", "!=", "<>", "=", "<", ">")
-
-
-def _lex(text: str) -> list[_Tok]:
-    toks: list[_Tok] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c.isspace():
-            i += 1
-        elif text.startswith("[[", i):
-            end = text.find("]]", i + 2)
-            if end < 0:
-                raise query_error(f"unterminated [[name]] at position {i}")
-            toks.append(_Tok("QNAME", text[i + 2:end], i))
-            i = end + 2
-        elif c in "(),[].*":
-            toks.append(_Tok("PUNCT", c, i))
-            i += 1
-        elif text.startswith(_OPS, i):
-            op = next(o for o in _OPS if text.startswith(o, i))
-            toks.append(_Tok("OP", "!=" if op == "<>" else op, i))
-            i += len(op)
-        elif c in "'\"":
-            value, i = _scan_string(text, i)
-            toks.append(_Tok("STR", value, i))
-        elif c.isdigit() or (c == "-" and i + 1 < n and (text[i + 1].isdigit() or text[i + 1] == ".")):
-            match = _NUMBER.match(text, i)
-            assert match is not None
-            raw = match.group()
-            number: int | float = float(raw) if any(ch in raw for ch in ".eE") else int(raw)
-            toks.append(_Tok("NUM", number, i))
-            i = match.end()
-        elif c == "$" or c == "_" or c.isalpha() or c == "@":
-            start = i
-            i += 1
-            while i < n and (text[i].isalnum() or text[i] in "_$"):
-                i += 1
-            toks.append(_Tok("NAME", text[start:i], start))
-        else:
-            raise query_error(f"unexpected character {c!r} at position {i}")
-    toks.append(_Tok("EOF", None, n))
-    return toks
-
-
-def _scan_string(text: str, start: int) -> tuple[str, int]:
-    quote = text[start]
-    out: list[str] = []
-    i = start + 1
-    escapes = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "/": "/", "\\": "\\", "'": "'", '"': '"'}
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
-            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[i + 2:i + 6]):
-                out.append(chr(int(text[i + 2:i + 6], 16)))
-                i += 6
-                continue
-            out.append(escapes.get(nxt, nxt))
-            i += 2
-        elif c == quote:
-            return "".join(out), i + 1
-        else:
-            out.append(c)
-            i += 1
-    raise query_error(f"unterminated string at position {start}")
+# kinds: NAME QNAME STR NUM OP EOF and the punctuation ( ) , [ ] . *; there is no arithmetic, so a number literal
+# carries its minus sign; names start with "@" too (query parameters, refused by the parser); Learn documents no
+# hexadecimal literals, so 0x… is refused rather than read as a number the service might not accept.
+_LEXICON: Final = Lexicon(punct="(),[].*", ops=("<=", ">=", "!=", "<>", "=", "<", ">"), name_chars="_$",
+                          name_starts="@", signs="-", hex_numbers=False, special=_quoted_name)
 
 
 # ---- syntax tree -----------------------------------------------------------------------------------------------
@@ -207,16 +152,15 @@ class Query:
     where: Any
 
 
-class _Parser:
+class _Parser(TokenCursor[Token]):
     def __init__(self, text: str) -> None:
-        self.toks = _lex(text)
-        self.i = 0
+        super().__init__(text, tokenize(text, _LEXICON))
         self.and_or = 0
 
     # -- token helpers --
     @property
-    def tok(self) -> _Tok:
-        return self.toks[self.i]
+    def tok(self) -> Token:
+        return self.peek()
 
     def _keyword(self, word: str) -> bool:
         tok = self.tok
@@ -224,7 +168,7 @@ class _Parser:
 
     def accept_keyword(self, word: str) -> bool:
         if self._keyword(word):
-            self.i += 1
+            self.take()
             return True
         return False
 
@@ -233,8 +177,8 @@ class _Parser:
             raise query_error(f"expected {word} at position {self.tok.pos}, found {self._describe()}")
 
     def accept_punct(self, char: str) -> bool:
-        if self.tok.kind == "PUNCT" and self.tok.value == char:
-            self.i += 1
+        if self.tok.kind == char:
+            self.take()
             return True
         return False
 
@@ -248,12 +192,12 @@ class _Parser:
     def name(self, what: str) -> str:
         tok = self.tok
         if tok.kind == "QNAME":
-            self.i += 1
+            self.take()
             return str(tok.value)
         if tok.kind == "NAME":
             if str(tok.value).upper() in RESERVED:
                 raise query_error(f"{tok.value!r} at position {tok.pos} is a reserved word: write [[{tok.value}]]")
-            self.i += 1
+            self.take()
             return str(tok.value)
         raise query_error(f"expected {what} at position {tok.pos}, found {self._describe()}")
 
@@ -273,13 +217,13 @@ class _Parser:
             if tok.kind != "NUM" or not isinstance(tok.value, int) or tok.value < 1:
                 raise query_error(f"TOP needs a positive integer at position {tok.pos}")
             top = tok.value
-            self.i += 1
+            self.take()
             self.expect_punct(")")
         kind, items = "items", []
         if self.accept_punct("*"):
             kind = "star"
         elif self._keyword("COUNT"):
-            self.i += 1
+            self.take()
             self.expect_punct("(")
             self.expect_punct(")")
             kind = "count"
@@ -355,7 +299,7 @@ class _Parser:
         left = self.operand()
         if self.tok.kind == "OP":
             op = str(self.tok.value)
-            self.i += 1
+            self.take()
             return Compare(op, left, self.operand())
         if self.accept_keyword("NIN"):
             return self._in_list(left, True)
@@ -390,10 +334,10 @@ class _Parser:
     def literal(self) -> Any:
         tok = self.tok
         if tok.kind in ("STR", "NUM"):
-            self.i += 1
+            self.take()
             return tok.value
         if tok.kind == "NAME" and str(tok.value).upper() in ("TRUE", "FALSE", "NULL"):
-            self.i += 1
+            self.take()
             return {"TRUE": True, "FALSE": False, "NULL": None}[str(tok.value).upper()]
         raise query_error(f"expected a literal at position {tok.pos}, found {self._describe()}")
 
@@ -402,10 +346,8 @@ class _Parser:
         if tok.kind in ("STR", "NUM") or (
                 tok.kind == "NAME" and str(tok.value).upper() in ("TRUE", "FALSE", "NULL")):
             return Const(self.literal())
-        if tok.kind == "NAME" and str(tok.value).upper() in _FUNCTIONS:
-            nxt = self.toks[self.i + 1]
-            if nxt.kind == "PUNCT" and nxt.value == "(":
-                return self.function()
+        if tok.kind == "NAME" and str(tok.value).upper() in _FUNCTIONS and self.toks[self.i + 1].kind == "(":
+            return self.function()
         if tok.kind == "NAME" and str(tok.value).startswith("@"):
             raise query_error(f"query parameters ({tok.value}) are not supported")
         return Ref(self.path())
@@ -417,7 +359,7 @@ class _Parser:
         if not self.accept_punct(")"):
             while True:
                 if name == "IS_OF_MODEL" and self._keyword("EXACT"):
-                    self.i += 1
+                    self.take()
                     args.append(Const("exact"))
                 else:
                     args.append(self.operand())
@@ -435,7 +377,10 @@ def parse_query(text: str) -> Query:
         raise query_error("the query is empty")
     if len(text) > MAX_QUERY_CHARS:
         raise query_error(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS} are allowed")
-    return _Parser(text).parse()
+    try:
+        return _Parser(text).parse()
+    except QuerySyntaxError as exc:  # the lexer's: the message names the position
+        raise query_error(str(exc)) from None
 
 
 # ---- evaluation --------------------------------------------------------------------------------------------------
@@ -481,13 +426,7 @@ def _compare(op: str, left: Any, right: Any) -> bool | None:
         return bool(left != right)
     if kind in ("null", "bool"):
         return None
-    if op == "<":
-        return bool(left < right)
-    if op == "<=":
-        return bool(left <= right)
-    if op == ">":
-        return bool(left > right)
-    return bool(left >= right)
+    return ordered(op, left, right)
 
 
 class _Evaluator:

@@ -311,7 +311,7 @@ def test_hostile_twin_bodies_answer_400_or_store_a_valid_twin(body: Any) -> None
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="SELECT*FROMDIGITALTWINSWHERE JOINRELATED.$dtId=<>!'\"[](),ANDORNOTIN0123456789xT@\\",
+@given(st.text(alphabet="SELECT*FROMDIGITALTWINSWHERE JOINRELATED.$dtId=<>!'\"[](),ANDORNOTIN0123456789xT@-\\",
                max_size=80))
 def test_hostile_query_text_is_a_sql_query_error_or_an_answer(text: str) -> None:
     graph = TwinGraph()
