@@ -465,7 +465,9 @@ class TwinGraph:
                     raise not_found("ComponentNotFound", f"twin {twin_id} has no component {component!r}")
             ops = _check_patch(patch)
             _check_size(patch, "patch")
-            updated = _clone(current)
+            # Copy on write: the stored twin is never changed in place (a refused patch leaves it as it was, and
+            # readers hold it), so the ops change copies of the containers on their paths, not a copy of it all.
+            updated = {**current, "$metadata": dict(current["$metadata"])}
             now = now_text()
             touched: set[str] = set()
             for op in ops:
@@ -504,7 +506,8 @@ class TwinGraph:
             holder = twin.get(parts[0])
             if not isinstance(holder, dict):
                 raise patch_invalid(f"{pointer}: component {parts[0]!r} is not initialised", pointer)
-            meta = holder.setdefault("$metadata", {})
+            holder = twin[parts[0]] = dict(holder)  # copy on write (patch_twin)
+            meta = holder["$metadata"] = dict(holder.get("$metadata") or {})
             if parts[1] == "$metadata":
                 _apply_metadata_op(holder, meta, parts[2:], op, now, pointer, component=True)
             else:
@@ -655,7 +658,7 @@ class TwinGraph:
                 raise precondition_failed(f"relationship {rel_id} has changed (If-Match)")
             ops = _check_patch(patch)
             _check_size(patch, "patch")
-            updated = _clone(current)
+            updated = dict(current)  # copy on write, as patch_twin
             for op in ops:
                 parts = _pointer(op["path"])
                 if parts[0].startswith("$"):
@@ -837,15 +840,21 @@ def _pointer(path: str) -> list[str]:
 
 
 def _apply_value_op(root: dict[str, Any], parts: list[str], op: dict[str, Any], pointer: str) -> None:
-    """RFC 6902 add/replace/remove on plain JSON (objects and arrays)."""
+    """RFC 6902 add/replace/remove on plain JSON (objects and arrays). ``root`` is the caller's own copy; every
+    container on the path below it is copied before it changes (copy on write: the stored twin shares the rest)."""
     parent: Any = root
     for part in parts[:-1]:
+        key: str | int
         if isinstance(parent, dict) and part in parent:
-            parent = parent[part]
+            key = part
         elif isinstance(parent, list) and part.isdigit() and int(part) < len(parent):
-            parent = parent[int(part)]
+            key = int(part)
         else:
             raise patch_invalid(f"{pointer}: {part!r} does not exist (add the parent object first)", pointer)
+        child = parent[key]
+        if isinstance(child, dict | list):
+            child = parent[key] = child.copy()
+        parent = child
     leaf, kind = parts[-1], op["op"]
     if isinstance(parent, dict):
         if kind != "add" and leaf not in parent:

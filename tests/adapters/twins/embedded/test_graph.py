@@ -178,6 +178,43 @@ def test_relationship_patch(graph):
     refused(lambda: graph.get_relationship("a", "nope"), 404, "RelationshipNotFound")
 
 
+BUILDING = "dtmi:ex:Building;1"
+WITH_COMPONENT = [*MODELS, {"@id": BUILDING, "@type": "Interface", "@context": V3, "contents": [
+    {"@type": "Component", "name": "room", "schema": ROOM}]}]
+
+
+def test_a_refused_patch_changes_nothing_nested_in_a_component():
+    """patch_twin copies only the containers on an op's path (copy on write): an op that lands before a refused
+    one must not reach the stored twin through a container the two versions share."""
+    graph = TwinGraph()
+    graph.add_models(WITH_COMPONENT)
+    graph.put_twin("b", {"$metadata": {"$model": BUILDING},
+                         "room": {"$metadata": {}, "info": {"a": "x"}, "list": [1, 2]}})
+    before = graph.get_twin("b")
+    refused(lambda: graph.patch_twin("b", [{"op": "replace", "path": "/room/info/a", "value": "changed"},
+                                           {"op": "add", "path": "/room/list/0", "value": 0},
+                                           {"op": "add", "path": "/room/temp", "value": "not a double"}]),
+            400, "ValidationFailed")
+    assert graph.get_twin("b") == before
+    graph.patch_twin("b", [{"op": "replace", "path": "/room/info/a", "value": "changed"}])
+    after = graph.get_twin("b")
+    assert after["room"]["info"] == {"a": "changed"} and after["room"]["list"] == [1, 2]
+    assert before["room"]["info"] == {"a": "x"}  # what an earlier reader holds never changes with the twin
+
+
+def test_a_refused_relationship_patch_changes_nothing():
+    graph = TwinGraph()
+    graph.add_models(MODELS)
+    put(graph, "a")
+    put(graph, "b")
+    graph.put_relationship("a", "r", {"$targetId": "b", "$relationshipName": "contains", "w": 1})
+    before = graph.get_relationship("a", "r")
+    refused(lambda: graph.patch_relationship("a", "r", [{"op": "replace", "path": "/w", "value": 2},
+                                                       {"op": "add", "path": "/nope", "value": 1}]),
+            400, "ValidationFailed")
+    assert graph.get_relationship("a", "r") == before
+
+
 # ---- models ----------------------------------------------------------------------------------------------------
 def test_deleting_a_model_leaves_twins_but_new_twins_need_it(graph):
     put(graph, "t")
