@@ -81,6 +81,8 @@ class ExplorerApp:
         request = Request(environ)
         try:
             response = self.dispatch(request)
+        except _Refused as exc:
+            response = exc.response
         except SourceError as exc:
             response = _json(exc.to_data(), exc.status if 400 <= exc.status < 600 else 502)
         except LocalRunError as exc:
@@ -132,20 +134,7 @@ class ExplorerApp:
         if path == "models" and method == "GET":
             return _json({"value": self.source.models()})
         if path == "query" and method == "POST":
-            body = self._body(request)
-            if isinstance(body, Response):
-                return body
-            query = body.get("query")
-            token = body.get("continuationToken")
-            if not isinstance(query, str) or not query.strip():
-                return _error(400, "QueryMissing", "query: a non-empty string is required")
-            if len(query) > MAX_QUERY:
-                return _error(400, "QueryTooLong", f"query: at most {MAX_QUERY} characters")
-            if token is not None and not isinstance(token, str):
-                return _error(400, "ContinuationTokenInvalid", "continuationToken: a string or null")
-            page = self.source.query_page(query, token)
-            return _json({"value": page.items, "continuationToken": page.continuation_token,
-                          "twinIds": sorted(_twin_ids(page.items))})
+            return self.query(_body(request))
         if path == "events" and method == "GET":
             return Response(self.hub.stream(), mimetype="text/event-stream",
                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}, direct_passthrough=True)
@@ -154,30 +143,29 @@ class ExplorerApp:
         if path == "quarantine" and method == "GET":
             return _json({"value": self.local.quarantine()})
         if path == "quarantine/replay" and method == "POST":
-            body = self._body(request)
-            if isinstance(body, Response):
-                return body
-            ids = body.get("recordIds")
-            if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
-                return _error(400, "RecordIdsInvalid", "recordIds: a list of strings, or absent for all")
-            return _json(self.local.replay(ids))
+            return self.replay(_body(request))
         if path == "egress" and method == "GET":
             return _json(self.local.stats())
         return _error(404 if method in ("GET", "POST") else 405, "NotFound", f"{method} /api/{path}")
 
-    def _body(self, request: Request) -> dict[str, Any] | Response:
-        # JSON only: a cross-site form cannot send application/json without a CORS preflight, which we never allow.
-        if request.mimetype != "application/json":
-            return _error(415, "JsonRequired", "Content-Type must be application/json")
-        if (request.content_length or 0) > MAX_BODY:
-            return _error(413, "BodyTooLarge", f"at most {MAX_BODY} bytes")
-        try:
-            body = orjson.loads(request.get_data() or b"{}")
-        except orjson.JSONDecodeError as exc:
-            return _error(400, "JsonInvalid", str(exc))
-        if not isinstance(body, dict):
-            return _error(400, "JsonInvalid", "the body must be a JSON object")
-        return body
+    def query(self, body: dict[str, Any]) -> Response:
+        query = body.get("query")
+        token = body.get("continuationToken")
+        if not isinstance(query, str) or not query.strip():
+            return _error(400, "QueryMissing", "query: a non-empty string is required")
+        if len(query) > MAX_QUERY:
+            return _error(400, "QueryTooLong", f"query: at most {MAX_QUERY} characters")
+        if token is not None and not isinstance(token, str):
+            return _error(400, "ContinuationTokenInvalid", "continuationToken: a string or null")
+        page = self.source.query_page(query, token)
+        return _json({"value": page.items, "continuationToken": page.continuation_token,
+                      "twinIds": sorted(_twin_ids(page.items))})
+
+    def replay(self, body: dict[str, Any]) -> Response:
+        ids = body.get("recordIds")
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            return _error(400, "RecordIdsInvalid", "recordIds: a list of strings, or absent for all")
+        return _json(self.local.replay(ids))
 
     def notifications(self, request: Request) -> Response:
         """A webhook endpoint for an ADT event route (through Event Grid, or in CloudEvents schema): the handshakes,
@@ -215,6 +203,30 @@ class ExplorerApp:
                 "pollErrors": poller.errors if poller else 0, "pollError": poller.last_error if poller else None,
                 "counts": dict(self.hub.counts), "quarantine": self.local.settings is not None,
                 "host": self.local.host, "cytoscape": cytoscape_path() is not None}
+
+
+class _Refused(Exception):
+    """A request refused before its handler runs (its body is not a JSON object): the answer to send instead."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _body(request: Request) -> dict[str, Any]:
+    """The JSON object a POST carries; _Refused (415, 413, 400) if it is not one."""
+    # JSON only: a cross-site form cannot send application/json without a CORS preflight, which we never allow.
+    if request.mimetype != "application/json":
+        raise _Refused(_error(415, "JsonRequired", "Content-Type must be application/json"))
+    if (request.content_length or 0) > MAX_BODY:
+        raise _Refused(_error(413, "BodyTooLarge", f"at most {MAX_BODY} bytes"))
+    try:
+        body = orjson.loads(request.get_data() or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise _Refused(_error(400, "JsonInvalid", str(exc))) from None
+    if not isinstance(body, dict):
+        raise _Refused(_error(400, "JsonInvalid", "the body must be a JSON object"))
+    return body
 
 
 def _twin_ids(items: list[dict[str, Any]]) -> set[str]:
