@@ -13,7 +13,6 @@ emitted): the check compares what the app forwarded with what the emulator says 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -26,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from twinbridge.localhost.child import stop_child  # also the host child's: one way to stop what the demo started
+
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_MODEL = "dtmi:twinbridge:IoTDevice;1"
 SITE_MODEL = "dtmi:twinbridge:demo:Site;1"
@@ -36,18 +37,6 @@ FIRST_LINE = "ADT emulator listening on "
 
 def site_of(device_id: str) -> str:
     return SITES[zlib.crc32(device_id.encode()) % len(SITES)]
-
-
-def stop_child(process: subprocess.Popen[bytes], log: Any) -> None:
-    """SIGTERM, then SIGKILL after 15 s: a child of the demo stopped by its own process id; its log closed."""
-    if process.poll() is None:
-        os.kill(process.pid, 15)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, 9)
-            process.wait(timeout=5)
-    log.close()
 
 
 class EmulatorProcess:

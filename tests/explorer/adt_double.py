@@ -1,4 +1,6 @@
-"""An ADT data plane for the explorer's tests until the emulator (``python -m twinbridge adt serve``) is merged.
+"""An in-process ADT data plane for the explorer's fast API tests (no subprocess, no TLS; it records every query text
+the explorer sends and pages as small as a test asks). The same API against the ADT emulator (``python -m twinbridge
+adt serve``, the real query language) is tested in test_on_emulator.py and test_browser.py.
 
 It is ``tests/support/fake_adt.py`` (the real ``DigitalTwinsClient`` talks to it through ``responses``) with the
 operations the explorer adds: ``GET /models`` and ``GET /models/{id}`` (the DTDL files it was given), and a ``POST

@@ -36,17 +36,31 @@ def catalog() -> ModelCatalog:
     return found
 
 
-def seed(graph: EmbeddedTwinStore, devices: int = 6) -> None:
-    """Two sites, each containing half of the devices; devices alternate Connected/Disconnected."""
-    for site in ("site-north", "site-south"):
-        graph.create_twin(site, {"$metadata": {"$model": SITE}, "name": site.removeprefix("site-").title()})
+Twins = list[tuple[str, dict[str, Any]]]
+Relationships = list[tuple[str, str, dict[str, Any]]]
+
+
+def seed_graph(devices: int = 6) -> tuple[Twins, Relationships]:
+    """Two sites, each containing half of the devices; devices alternate Connected/Disconnected. The one seed of the
+    explorer's tests: written into the in-process graph (``seed``) or through the API (emulator.seed)."""
+    twins: Twins = [(site, {"$metadata": {"$model": SITE}, "name": site.removeprefix("site-").title()})
+                    for site in ("site-north", "site-south")]
+    relationships: Relationships = []
     for i in range(devices):
         twin_id = f"dev-{i:02d}"
-        graph.create_twin(twin_id, {"$metadata": {"$model": DEVICE}, "temperature": 20.0 + i,
-                                    "connectionState": "Connected" if i % 2 == 0 else "Disconnected"})
+        twins.append((twin_id, {"$metadata": {"$model": DEVICE}, "temperature": 20.0 + i,
+                                "connectionState": "Connected" if i % 2 == 0 else "Disconnected"}))
         site = "site-north" if i < devices // 2 else "site-south"
-        graph.upsert_relationship(site, f"contains-{twin_id}", {"$targetId": twin_id,
-                                                                "$relationshipName": "contains"})
+        relationships.append((site, f"contains-{twin_id}", {"$targetId": twin_id, "$relationshipName": "contains"}))
+    return twins, relationships
+
+
+def seed(graph: EmbeddedTwinStore, devices: int = 6) -> None:
+    twins, relationships = seed_graph(devices)
+    for twin_id, twin in twins:
+        graph.create_twin(twin_id, twin)
+    for source, relationship_id, relationship in relationships:
+        graph.upsert_relationship(source, relationship_id, relationship)
 
 
 @pytest.fixture

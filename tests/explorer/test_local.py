@@ -82,6 +82,12 @@ def test_without_settings_or_host_it_says_what_to_pass(tmp_path: Path) -> None:
         LocalRun().quarantine()
     with pytest.raises(LocalRunError, match="no settings file"):
         LocalRun(tmp_path / "missing.json").quarantine()
+    for name, content, why in (("broken.json", b"{", "is not valid JSON"),
+                               ("encrypted.json", b'{"IsEncrypted": true, "Values": {}}', "is encrypted")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(LocalRunError, match=why) as refused:
+            LocalRun(tmp_path / name).quarantine()  # the host's reader refuses it; the explorer says why
+        assert refused.value.code == "SettingsInvalid"
     with pytest.raises(LocalRunError, match="--host"):
         LocalRun().stats()
     with pytest.raises(LocalRunError) as unreachable:

@@ -10,6 +10,7 @@ import orjson
 import pytest
 import requests
 
+from shared.doors.webhook import VALIDATION_EVENT
 from tests.explorer.adt_double import AdtDouble
 from tests.explorer.conftest import DEVICE, SITE, start_explorer
 from twinbridge.explorer.server import RunningExplorer, _twin_ids
@@ -144,14 +145,21 @@ def test_a_route_notification_reaches_the_event_stream(adt: AdtDouble) -> None:
 
 
 def test_notification_endpoint_handshakes(explorer: RunningExplorer) -> None:
+    """The app's webhook door answers (shared/doors/webhook.py): Event Grid's validation event, the CloudEvents
+    abuse-protection handshake with its allowed rate, and 400 for a body that is not JSON."""
+    event = {"id": "v-1", "topic": "/subscriptions/x", "subject": "", "eventType": VALIDATION_EVENT,
+             "eventTime": "2026-11-30T10:00:00Z", "metadataVersion": "1", "dataVersion": "2",
+             "data": {"validationCode": "abc", "validationUrl": None}}
     validation = requests.post(f"{explorer.url}/api/notifications", timeout=10, headers={
-        "aeg-event-type": "SubscriptionValidation"}, data=orjson.dumps([{"data": {"validationCode": "abc"}}]))
+        "aeg-event-type": "SubscriptionValidation"}, data=orjson.dumps([event]))
     assert validation.json() == {"validationResponse": "abc"}
     options = requests.options(f"{explorer.url}/api/notifications", timeout=10,
-                               headers={"WebHook-Request-Origin": "eventgrid.azure.net"})
+                               headers={"WebHook-Request-Origin": "eventgrid.azure.net", "WebHook-Request-Rate": "120"})
     assert options.status_code == 200 and options.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+    assert options.headers["WebHook-Allowed-Rate"] == "*"
+    assert requests.options(f"{explorer.url}/api/notifications", timeout=10).status_code == 400
     broken = requests.post(f"{explorer.url}/api/notifications", data=b"{", timeout=10)
-    assert broken.status_code == 400
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "MALFORMED_JSON"
 
 
 def test_the_poller_feeds_the_stream_when_no_route_does(explorer: RunningExplorer, adt: AdtDouble) -> None:

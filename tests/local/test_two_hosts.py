@@ -23,7 +23,8 @@ import requests
 
 from twinbridge import demo_loop
 from twinbridge.azurite import Azurite, free_port
-from twinbridge.commands.demo import HostProcess, write_settings
+from twinbridge.commands.demo import start_host, write_settings
+from twinbridge.localhost.child import HostChild
 from twinbridge.simulator.fleet import TOPIC
 from twinbridge.simulator.run import SimulationOptions, run_simulation
 
@@ -78,7 +79,7 @@ def test_two_hosts_split_one_stream_with_zero_mismatches(tmp_path: Path, azurite
     port = free_port()
     front = FrontEnd(port)
     emulator = demo_loop.EmulatorProcess(tmp_path, port, tmp_path / "adt-emulator.log")
-    hosts: list[HostProcess] = []
+    hosts: list[HostChild] = []
     relater = None
     try:
         client = emulator.client()
@@ -92,7 +93,7 @@ def test_two_hosts_split_one_stream_with_zero_mismatches(tmp_path: Path, azurite
             settings = run_dir / "local.settings.json"
             write_settings(settings, run_dir, azurite.connection_string, TOPIC,
                            {**demo_loop.host_settings(emulator, run_dir), **tables})
-            hosts.append(HostProcess(settings, run_dir / "outputs", run_dir / "host.log"))
+            hosts.append(start_host(settings, run_dir / "outputs", run_dir / "host.log"))
             sinks.append(run_dir / "egress.jsonl")
         front.backends = [host.wait_ready(60) for host in hosts]
         relater = demo_loop.Relater(client)

@@ -61,6 +61,18 @@ class _Request:
         return max(1, min(size, default))
 
 
+def _item(method: str, get: Callable[[], Any], writes: dict[str, Callable[[], object]]
+          ) -> tuple[int, Any, dict[str, str]] | None:
+    """One addressable item without an ETag (an event route, a model): GET → 200 with it, each of its write methods
+    → 204 No Content; None for any other method (the caller answers that no such route exists)."""
+    if method == "GET":
+        return 200, get(), {}
+    if method in writes:
+        writes[method]()
+        return 204, None, {}
+    return None
+
+
 class Emulator:
     """The graph plus what the REST surface keeps between calls (continuations)."""
 
@@ -99,15 +111,10 @@ class Emulator:
         if head == "eventroutes":
             if len(s) == 1 and m == "GET":
                 return self._list(request, "routes", g.list_event_routes)
-            if len(s) == 2:
-                if m == "GET":
-                    return 200, g.get_event_route(s[1]), {}
-                if m == "PUT":
-                    g.put_event_route(s[1], request.body)
-                    return 204, None, {}
-                if m == "DELETE":
-                    g.delete_event_route(s[1])
-                    return 204, None, {}
+            if len(s) == 2 and (answer := _item(m, lambda: g.get_event_route(s[1]), {
+                    "PUT": lambda: g.put_event_route(s[1], request.body),
+                    "DELETE": lambda: g.delete_event_route(s[1])})):
+                return answer
         if head == "query" and len(s) == 1 and m == "POST":
             return self._query(request)
         if head == "$emulator" and s[1:] == ["deliveries"] and m == "GET" and self.status is not None:
@@ -182,15 +189,9 @@ class Emulator:
             if m == "GET":
                 dependencies = request.query.get("dependenciesFor")
                 return self._list(request, "models", lambda: g.list_models(dependencies, include))
-        elif len(rest) == 1:
-            if m == "GET":
-                return 200, g.get_model(rest[0], include), {}
-            if m == "PATCH":
-                g.update_model(rest[0], request.body)
-                return 204, None, {}
-            if m == "DELETE":
-                g.delete_model(rest[0])
-                return 204, None, {}
+        elif len(rest) == 1 and (answer := _item(m, lambda: g.get_model(rest[0], include), {
+                "PATCH": lambda: g.update_model(rest[0], request.body), "DELETE": lambda: g.delete_model(rest[0])})):
+            return answer
         raise _no_route(m, ["models", *rest])
 
     def _query(self, request: _Request) -> tuple[int, Any, dict[str, str]]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +18,7 @@ from typing import Any
 from shared.settings.doors import EVENT_GRID_MAX_BYTES
 from shared.settings.environment import APP_ROOT
 from twinbridge.bench.workload import TOPIC, Workload
+from twinbridge.localhost.child import HostChild
 
 TRIGGER_PATH = "/runtime/webhooks/eventgrid?functionName=ingest_iothub_events"
 WEBHOOK_PATH = "/api/eventgrid"
@@ -38,24 +37,13 @@ def _settings_file(directory: Path, pacer: str) -> Path:
 
 
 class Host:
+    """One host child for one door's run: the bench's settings only (none inherited), its log discarded."""
+
     def __init__(self, directory: Path, pacer: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWINBRIDGE_", "ADT_", "WEBHOOK_"))}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "twinbridge", "host", "--port", "0",
-             "--settings", str(_settings_file(directory, pacer)), "--outputs", str(directory / "outputs")],
-            cwd=APP_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.port = 0
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            if line.startswith("Host listening on "):
-                self.port = int(line.rsplit(":", 1)[1])
-                return
-        self.stop()
-        raise RuntimeError("the local host did not start")
+        self.child = HostChild(_settings_file(directory, pacer), directory / "outputs", env=env, grace=30)
+        self.child.wait_ready(60)
+        self.port = self.child.port
 
     def post(self, path: str, body: bytes) -> int:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -78,11 +66,7 @@ class Host:
             connection.close()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self.child.stop()
 
 
 def _arrays(events: list[bytes], max_events: int, max_bytes: int) -> list[bytes]:

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,8 +23,8 @@ import orjson
 
 from twinbridge.azurite import free_port
 from twinbridge.bench.workload import HUB, TOPIC
+from twinbridge.localhost.child import HostChild
 
-APP_ROOT = Path(__file__).resolve().parents[2]
 EVENT_TYPE = "Microsoft.Devices.DeviceTelemetry"
 _ID_MARK = "@@EVENT-ID@@"
 
@@ -66,18 +63,6 @@ def _rss_mb(pid: int, field: str = "VmRSS") -> float | None:
     return None
 
 
-def _wait_listening(child: subprocess.Popen[bytes], timeout: float) -> None:
-    assert child.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = child.stdout.readline()
-        if not line:
-            raise RuntimeError("the host exited before it listened")
-        if b"Host listening on" in line:
-            return
-    raise RuntimeError("the host did not start listening in time")
-
-
 def large_event_rss(events: int = 1000, event_kb: int = 950, gc_gen0: str | None = None) -> dict[str, Any]:
     """Figures of one run: the child's peak RSS, its sampled RSS range, outcomes and timings."""
     template = large_event_template(event_kb * 1000)
@@ -92,10 +77,7 @@ def large_event_rss(events: int = 1000, event_kb: int = 950, gc_gen0: str | None
                "TWINBRIDGE_TWIN_DB": "", "PYTHONUNBUFFERED": "1"}
         if gc_gen0 is not None:
             env["TWINBRIDGE_GC_GEN0"] = gc_gen0
-        command = [sys.executable, "-m", "twinbridge", "host", "--settings", str(settings), "--port", str(port),
-                   "--outputs", str(Path(tmp) / "outputs")]
-        child = subprocess.Popen(command, cwd=APP_ROOT, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL)
+        child = HostChild(settings, Path(tmp) / "outputs", port=port, env=env, grace=30)
         samples: list[float] = []
         stop_sampling = threading.Event()
 
@@ -108,7 +90,7 @@ def large_event_rss(events: int = 1000, event_kb: int = 950, gc_gen0: str | None
         statuses: dict[int, int] = {}
         started = time.perf_counter()
         try:
-            _wait_listening(child, 60)
+            child.wait_ready(60)
             idle_mb = _rss_mb(child.pid)
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
@@ -126,8 +108,7 @@ def large_event_rss(events: int = 1000, event_kb: int = 950, gc_gen0: str | None
         finally:
             stop_sampling.set()
             peak_mb = _rss_mb(child.pid, "VmHWM")  # read before the host exits: its own peak since exec
-            child.send_signal(signal.SIGTERM)
-            child.wait(30)
+            child.stop()
         quarantined = sum(1 for _ in quarantine.open("rb")) if quarantine.exists() else 0
     return {"large_events": events, "large_event_bytes": len(template) + len(f"bench-large-{0:06d}") - len(_ID_MARK),
             "large_door": "ingest_iothub_events (Event Grid trigger, local host, one event per POST)",

@@ -17,15 +17,16 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from twinbridge.commands.host import wait_for_stop_signal
+from twinbridge.localhost.child import HostChild
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,41 +64,12 @@ def host_label() -> str:
     return "Python 3.13 + azure-functions-runtime" if ".venv313" in python else f"{Path(python).name}, in-process"
 
 
-class HostProcess:
-    """``python -m twinbridge host`` as a child process; its log goes to a file, its URL comes from stdout."""
-
-    def __init__(self, settings: Path, outputs: Path, log_path: Path, port: int = 0) -> None:
-        env = {k: v for k, v in os.environ.items()
-               if not (k.startswith(("TWINBRIDGE_", "AzureWebJobs")) or k in ("ADT_URL",))}
-        self.log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [host_python(), "-m", "twinbridge", "host", "--port", str(port), "--settings", str(settings),
-             "--outputs", str(outputs)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log,
-            stdin=subprocess.DEVNULL)
-        self.pid = self.process.pid
-        self.url: str | None = None
-        self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            line = raw.decode(errors="replace").strip()
-            if line.startswith("Host listening on "):
-                self.url = line.removeprefix("Host listening on ")
-                self._ready.set()
-        self._ready.set()
-
-    def wait_ready(self, timeout: float) -> str:
-        self._ready.wait(timeout)
-        if self.url is None:
-            raise RuntimeError(f"the local host did not start (exit {self.process.poll()}); see {self.log.name}")
-        return self.url
-
-    def stop(self) -> None:
-        from twinbridge.demo_loop import stop_child
-
-        stop_child(self.process, self.log)  # SIGTERM: the host stops its server and exits
+def start_host(settings: Path, outputs: Path, log_path: Path, port: int = 0) -> HostChild:
+    """``python -m twinbridge host`` as a child (on :func:`host_python`); its log goes to a file, its URL comes from
+    stdout. The app's own settings come from ``settings`` only: none are inherited from this environment."""
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith(("TWINBRIDGE_", "AzureWebJobs")) or k in ("ADT_URL",))}
+    return HostChild(settings, outputs, port=port, env=env, log=log_path, python=host_python())
 
 
 def write_settings(path: Path, run_dir: Path, storage: str | None, topic: str,
@@ -129,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     azurite: Any = None
-    host: HostProcess | None = None
+    host: HostChild | None = None
     emulator: demo_loop.EmulatorProcess | None = None
     relater: demo_loop.Relater | None = None
     explorer: demo_loop.ExplorerProcess | None = None
@@ -155,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             f"audit → {_rel(run_dir / 'notifications.jsonl')})")
         settings = run_dir / "local.settings.json"
         write_settings(settings, run_dir, storage, TOPIC, demo_loop.host_settings(emulator, run_dir))
-        host = HostProcess(settings, run_dir / "outputs", run_dir / "host.log", port)
+        host = start_host(settings, run_dir / "outputs", run_dir / "host.log", port)
         url = host.wait_ready(60)
         say(f"local host: {url} (pid {host.pid}, {host_label()}, log {_rel(run_dir / 'host.log')}), twins through "
             f"the ADT adapter over HTTPS (ADT_CREDENTIAL=emulator)")
@@ -202,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
             f"{_rel(run_dir / 'notifications.jsonl')}, what the app forwarded: {_rel(run_dir / 'egress.jsonl')}")
         if explorer is not None:
             say(f"explorer: open {explorer.url} — the twins stay up (devices, sites, live changes) until Ctrl-C")
-            _wait_for_interrupt()
+            if wait_for_stop_signal() == signal.SIGINT:
+                say("")  # after the ^C the terminal echoed
         return 0 if ok else 1
     finally:
         if explorer is not None:
@@ -219,19 +192,6 @@ def run(args: argparse.Namespace) -> int:
         if azurite is not None:
             azurite.stop()
             say(f"stopped Azurite (pid {azurite.pid})")
-
-
-def _wait_for_interrupt() -> None:
-    """Until Ctrl-C (SIGINT) or SIGTERM; then the caller stops what the demo started."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        say("")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _rel(path: Path) -> str:

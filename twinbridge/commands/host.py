@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +50,38 @@ def run(args: argparse.Namespace) -> int:
         # The real worker would serve no function at all: neither does this host.
         print(f"Host refused to start: {exc}", file=sys.stderr, flush=True)
         return 1
-    stop = threading.Event()
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop.set()
+    def announce() -> None:
+        print("Functions:", *describe(running), sep="\n", flush=True)
+        print(f"Host listening on {running.url}", flush=True)  # what a parent waits for (localhost/child.py)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print("Functions:", *describe(running), sep="\n", flush=True)
-    print(f"Host listening on {running.url}", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        wait_for_stop_signal(announce)
     finally:
         running.stop()
         print("Host stopped", flush=True)
     return 0
+
+
+def wait_for_stop_signal(ready: Callable[[], None] | None = None) -> int:
+    """Block until SIGTERM or SIGINT (Ctrl-C) and return which: how ``host``, ``explore`` and ``demo --explore``
+    serve until stopped, each then stopping what it started. The handlers are in place before ``ready`` runs (it
+    prints the line a parent waits for), so a parent that signals as soon as it reads that line is heard; the
+    previous handlers come back afterwards."""
+    received: list[int] = []
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        stop.set()
+
+    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if ready is not None:
+            ready()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return received[0]

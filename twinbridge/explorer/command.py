@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +50,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
+    from twinbridge.commands.host import wait_for_stop_signal
     from twinbridge.explorer.local import LocalRun
     from twinbridge.explorer.server import cytoscape_path, serve
     from twinbridge.explorer.source import AdtSource, credential_for
@@ -76,18 +75,10 @@ def run(args: argparse.Namespace) -> int:
     if cytoscape_path() is None:
         print("explore: node_modules/cytoscape is missing (run `make install`): the graph view will say so",
               file=sys.stderr)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print(f"Explorer listening on {running.url} (ADT {url}; quarantine {settings or 'off'}; "
-          f"host {args.host or 'off'}; live {args.live})", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        wait_for_stop_signal(lambda: print(
+            f"Explorer listening on {running.url} (ADT {url}; quarantine {settings or 'off'}; "
+            f"host {args.host or 'off'}; live {args.live})", flush=True))
     finally:
         running.stop()
         print("Explorer stopped", flush=True)

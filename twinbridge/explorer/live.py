@@ -1,9 +1,9 @@
 """Live changes for the page: server-sent events fed by an ADT event route, or by a change poller until one exists.
 
 *Route* (what ADT itself offers): an event route of the instance delivers its notifications to the explorer's
-``POST /api/notifications`` (a webhook endpoint, Event Grid or CloudEvents schema). Notification shapes follow Learn's
-concepts-event-notifications: the twin id is the ``subject`` (``<twin>/relationships/<id>`` for relationship events),
-``Twin.Update``'s data is ``{modelId, patch}``, ``Twin.Create``/``Delete`` carry the twin.
+``POST /api/notifications`` (a webhook endpoint, Event Grid or CloudEvents schema, answered by the app's own webhook
+decisions, shared/doors/webhook.py). Each notification is read and validated by the app's reader
+(shared/egress/notifications.py) and becomes a change: its kind, twin, and for updates the JSON patch.
 
 *Poll* (the fallback while no route feeds the explorer): the twins are queried every ``interval`` seconds and compared
 by ``$etag``; a changed twin yields a ``twin.update`` with the top-level properties that changed as a JSON patch.
@@ -22,19 +22,28 @@ from typing import Any
 
 import orjson
 
+from shared.egress.notifications import (
+    RELATIONSHIP_CREATE,
+    RELATIONSHIP_DELETE,
+    RELATIONSHIP_TYPES,
+    RELATIONSHIP_UPDATE,
+    TELEMETRY,
+    TWIN_CREATE,
+    TWIN_DELETE,
+    TWIN_UPDATE,
+    read_notification,
+)
+from shared.errors import PermanentError
+
 log = logging.getLogger("twinbridge.explorer")
 
 HEARTBEAT_SECONDS = 15.0
 QUEUE_LIMIT = 1000  # per browser tab; a tab that stops reading loses its oldest events, never the server's memory
 
-_KINDS = {
-    "microsoft.digitaltwins.twin.create": "twin.create",
-    "microsoft.digitaltwins.twin.update": "twin.update",
-    "microsoft.digitaltwins.twin.delete": "twin.delete",
-    "microsoft.digitaltwins.relationship.create": "relationship.create",
-    "microsoft.digitaltwins.relationship.update": "relationship.update",
-    "microsoft.digitaltwins.relationship.delete": "relationship.delete",
-    "microsoft.iot.telemetry": "telemetry",
+_KINDS = {  # the app's notification types → the page's change kinds
+    TWIN_CREATE: "twin.create", TWIN_UPDATE: "twin.update", TWIN_DELETE: "twin.delete",
+    RELATIONSHIP_CREATE: "relationship.create", RELATIONSHIP_UPDATE: "relationship.update",
+    RELATIONSHIP_DELETE: "relationship.delete", TELEMETRY: "telemetry",
 }
 
 
@@ -100,51 +109,34 @@ class ChangeHub:
             self.unsubscribe(inbox)
 
 
-def from_notification(event: Any) -> dict[str, Any] | None:
-    """One ADT notification (Event Grid or CloudEvents schema) as a change for the page; None when not ADT's.
+def from_notification(event: Any, instance: str | None = None) -> dict[str, Any] | None:
+    """One ADT notification (Event Grid or CloudEvents schema) as a change for the page; None when not a valid one.
 
-    In Event Grid schema ADT nests the notification's body once more: ``data = {"data": …, "contenttype",
-    "traceparent"}``. Telemetry names its twin in ``source`` (``<host>/digitaltwins/<id>``) in CloudEvents, where
-    ``subject`` is the component path, and in ``subject`` in Event Grid schema (Learn: concepts-event-notifications).
+    Read by the app's own reader (shared/egress/notifications.py: both schemas, validated), so the page shows what
+    ``route_twin_changes`` would accept and nothing it would quarantine. ``instance``: the ADT host name, the
+    ``source`` of notifications that arrive in Event Grid schema (as the app takes it from ADT_URL).
     """
-    if not isinstance(event, dict):
+    try:
+        notification = read_notification(event, instance)
+    except PermanentError:
         return None
-    cloud = "specversion" in event
-    kind = _KINDS.get(str((event.get("type") if cloud else event.get("eventType")) or "").lower())
-    if kind is None:
-        return None
-    subject = str(event.get("subject") or "")
-    data = _json_object(event.get("data"))
-    if not cloud and isinstance(data.get("data"), dict | str | bytes):
-        data = _json_object(data.get("data"))
-    change: dict[str, Any] = {"kind": kind, "via": "route", "time": event.get("time") or event.get("eventTime"),
-                              "id": event.get("id")}
-    if kind.startswith("relationship."):
-        # subject "<source twin>/relationships/<relationship id>"; the body carries both ends when it has them
-        source, _, rel_id = subject.partition("/relationships/")
-        change.update(twinId=data.get("$sourceId") or source or None, relationshipId=data.get("$relationshipId")
-                      or rel_id or None, targetId=data.get("$targetId"), name=data.get("$relationshipName"))
-    elif kind == "telemetry":
-        origin = str(event.get("source") or "")
-        twin_id = origin.split("/digitaltwins/", 1)[1] if cloud and "/digitaltwins/" in origin else subject
-        change.update(twinId=twin_id or None, component=subject if cloud and subject else None, data=data)
-    else:
-        change["twinId"] = subject or data.get("$dtId")
-    if kind.endswith(".update"):
-        change["patch"] = data.get("patch") if isinstance(data.get("patch"), list) else []
-        change["modelId"] = data.get("modelId")
-    elif kind == "twin.create":
-        change["modelId"] = (data.get("$metadata") or {}).get("$model")
-    return change if change.get("twinId") else None
-
-
-def _json_object(value: Any) -> dict[str, Any]:
-    if isinstance(value, str | bytes):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return {}
-    return value if isinstance(value, dict) else {}
+    kind = _KINDS[notification.type]
+    data = notification.data
+    body = data if isinstance(data, dict) else {}
+    change: dict[str, Any] = {"kind": kind, "via": "route", "time": notification.time, "id": notification.id,
+                              "twinId": notification.twin_id}
+    if notification.type in RELATIONSHIP_TYPES:
+        # subject "<source twin>/relationships/<relationship id>"; create/delete bodies also name the target
+        change.update(relationshipId=notification.subject.partition("/relationships/")[2] or None,
+                      targetId=body.get("$targetId"), name=body.get("$relationshipName"))
+    elif notification.type == TELEMETRY:
+        change.update(component=notification.subject or None, data=data)
+    if notification.type in (TWIN_UPDATE, RELATIONSHIP_UPDATE):
+        change["patch"] = body["patch"]
+        change["modelId"] = body.get("modelId")
+    elif notification.type == TWIN_CREATE:
+        change["modelId"] = body["$metadata"]["$model"]
+    return change if change["twinId"] else None
 
 
 def _user_properties(twin: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The local run around the twins: its quarantine (read and replayed) and its host's counters (egress per route).
 
 The quarantine is the one the app is configured with, read from the run's settings file (``local.settings.json``:
-its ``Values`` are the app settings, as the local host applies them), and replayed by the very function behind
-``python -m twinbridge quarantine replay``. The counters are the local host's ``GET /admin/twinbridge/stats``.
+its ``Values`` are the app settings; read by the local host's reader, twinbridge/localhost/settings_file.py), and
+replayed by the very function behind ``python -m twinbridge quarantine replay``. The counters are the local host's
+``GET /admin/twinbridge/stats``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import requests
 
 from shared.ports import QuarantineRecord
 from twinbridge.commands.quarantine import ReadableQuarantine, readable, replay
+from twinbridge.localhost.settings_file import LocalSettings, SettingsFileError
 
 EXCERPT_LIMIT = 600  # characters of the excerpt sent to the page; the record keeps the rest
 
@@ -48,14 +49,6 @@ class _Selected:
         return self.store.delete(record_id)
 
 
-def settings_values(path: str | Path) -> dict[str, str]:
-    data = orjson.loads(Path(path).read_bytes())
-    values = data.get("Values") if isinstance(data, dict) else None
-    if not isinstance(values, dict):
-        raise LocalRunError("SettingsInvalid", f"{path} has no 'Values' object")
-    return {str(k): str(v) for k, v in values.items()}
-
-
 class LocalRun:
     """``settings``: the run's local.settings.json (None: no quarantine view); ``host``: the local host's URL."""
 
@@ -75,7 +68,11 @@ class LocalRun:
             from shared.settings.environment import Settings
             from shared.wiring import build_app
 
-            self._app = build_app(Settings.from_env(settings_values(self.settings)))
+            try:  # read as the local host reads it (Core Tools' rules): its Values are the app settings
+                values = LocalSettings.load(self.settings).values
+            except SettingsFileError as exc:
+                raise LocalRunError("SettingsInvalid", str(exc)) from None
+            self._app = build_app(Settings.from_env(values))
         return self._app
 
     def _store(self) -> ReadableQuarantine:

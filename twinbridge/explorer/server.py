@@ -29,6 +29,7 @@ import orjson
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from shared.doors.webhook import Reply, WebhookPolicy, decide_post, options_reply
 from twinbridge.explorer.live import ChangeHub, ChangePoller, from_notification
 from twinbridge.explorer.local import LocalRun, LocalRunError
 from twinbridge.explorer.source import AdtSource, SourceError
@@ -41,6 +42,7 @@ REPO = HERE.parents[1]
 CYTOSCAPE = Path("node_modules") / "cytoscape" / "dist" / "cytoscape.min.js"
 MAX_QUERY = 8000  # characters; ADT refuses longer queries itself, this only bounds what we forward
 MAX_BODY = 4 * 1024 * 1024
+NOTIFICATIONS_POLICY = WebhookPolicy(max_body_bytes=MAX_BODY)  # any subscription; Retry-After unused (no 503s)
 
 
 def cytoscape_path(root: Path = REPO) -> Path | None:
@@ -57,6 +59,12 @@ def _error(status: int, code: str, message: str) -> Response:
     return _json({"error": {"status": status, "code": code, "message": message}}, status)
 
 
+def _reply(reply: Reply) -> Response:
+    """The webhook door's answer as an HTTP response."""
+    return Response(reply.body_bytes(), status=reply.status, headers={"Cache-Control": "no-store", **reply.headers},
+                    mimetype="application/json" if reply.body is not None else None)
+
+
 class ExplorerApp:
     def __init__(self, source: AdtSource, hub: ChangeHub, local: LocalRun, live_mode: str = "auto",
                  allowed_hosts: set[str] | None = None) -> None:
@@ -66,11 +74,15 @@ class ExplorerApp:
         self.live_mode = live_mode
         self.allowed_hosts = allowed_hosts  # None: any Host header (bound to a non-loopback address on purpose)
         self.poller: ChangePoller | None = None
+        # the instance's host name: the source of notifications in Event Grid schema (shared.wiring.adt_instance)
+        self.instance = urlparse(source.url).netloc or None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         try:
             response = self.dispatch(request)
+        except _Refused as exc:
+            response = exc.response
         except SourceError as exc:
             response = _json(exc.to_data(), exc.status if 400 <= exc.status < 600 else 502)
         except LocalRunError as exc:
@@ -122,20 +134,7 @@ class ExplorerApp:
         if path == "models" and method == "GET":
             return _json({"value": self.source.models()})
         if path == "query" and method == "POST":
-            body = self._body(request)
-            if isinstance(body, Response):
-                return body
-            query = body.get("query")
-            token = body.get("continuationToken")
-            if not isinstance(query, str) or not query.strip():
-                return _error(400, "QueryMissing", "query: a non-empty string is required")
-            if len(query) > MAX_QUERY:
-                return _error(400, "QueryTooLong", f"query: at most {MAX_QUERY} characters")
-            if token is not None and not isinstance(token, str):
-                return _error(400, "ContinuationTokenInvalid", "continuationToken: a string or null")
-            page = self.source.query_page(query, token)
-            return _json({"value": page.items, "continuationToken": page.continuation_token,
-                          "twinIds": sorted(_twin_ids(page.items))})
+            return self.query(_body(request))
         if path == "events" and method == "GET":
             return Response(self.hub.stream(), mimetype="text/event-stream",
                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}, direct_passthrough=True)
@@ -144,61 +143,51 @@ class ExplorerApp:
         if path == "quarantine" and method == "GET":
             return _json({"value": self.local.quarantine()})
         if path == "quarantine/replay" and method == "POST":
-            body = self._body(request)
-            if isinstance(body, Response):
-                return body
-            ids = body.get("recordIds")
-            if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
-                return _error(400, "RecordIdsInvalid", "recordIds: a list of strings, or absent for all")
-            return _json(self.local.replay(ids))
+            return self.replay(_body(request))
         if path == "egress" and method == "GET":
             return _json(self.local.stats())
         return _error(404 if method in ("GET", "POST") else 405, "NotFound", f"{method} /api/{path}")
 
-    def _body(self, request: Request) -> dict[str, Any] | Response:
-        # JSON only: a cross-site form cannot send application/json without a CORS preflight, which we never allow.
-        if request.mimetype != "application/json":
-            return _error(415, "JsonRequired", "Content-Type must be application/json")
-        if (request.content_length or 0) > MAX_BODY:
-            return _error(413, "BodyTooLarge", f"at most {MAX_BODY} bytes")
-        try:
-            body = orjson.loads(request.get_data() or b"{}")
-        except orjson.JSONDecodeError as exc:
-            return _error(400, "JsonInvalid", str(exc))
-        if not isinstance(body, dict):
-            return _error(400, "JsonInvalid", "the body must be a JSON object")
-        return body
+    def query(self, body: dict[str, Any]) -> Response:
+        query = body.get("query")
+        token = body.get("continuationToken")
+        if not isinstance(query, str) or not query.strip():
+            return _error(400, "QueryMissing", "query: a non-empty string is required")
+        if len(query) > MAX_QUERY:
+            return _error(400, "QueryTooLong", f"query: at most {MAX_QUERY} characters")
+        if token is not None and not isinstance(token, str):
+            return _error(400, "ContinuationTokenInvalid", "continuationToken: a string or null")
+        page = self.source.query_page(query, token)
+        return _json({"value": page.items, "continuationToken": page.continuation_token,
+                      "twinIds": sorted(_twin_ids(page.items))})
+
+    def replay(self, body: dict[str, Any]) -> Response:
+        ids = body.get("recordIds")
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            return _error(400, "RecordIdsInvalid", "recordIds: a list of strings, or absent for all")
+        return _json(self.local.replay(ids))
 
     def notifications(self, request: Request) -> Response:
-        """A webhook endpoint for an ADT event route (through Event Grid, or in CloudEvents schema)."""
-        if request.method == "OPTIONS":  # CloudEvents webhook validation handshake
-            origin = request.headers.get("WebHook-Request-Origin")
-            if not origin:
-                return _error(400, "HandshakeInvalid", "missing WebHook-Request-Origin")
-            return Response(status=200, headers={"WebHook-Allowed-Origin": origin, "Allow": "POST"})
+        """A webhook endpoint for an ADT event route (through Event Grid, or in CloudEvents schema): the handshakes,
+        refusals and status codes are the app's webhook door's (shared/doors/webhook.py), so an event route that
+        validates against the explorer validates against the app."""
+        if request.method == "OPTIONS":  # CloudEvents abuse protection: WebHook-Allowed-Origin and -Rate
+            return _reply(options_reply(dict(request.headers)))
         if request.method != "POST":
             return _error(405, "MethodNotAllowed", request.method)
-        if (request.content_length or 0) > MAX_BODY:
+        if (request.content_length or 0) > MAX_BODY:  # refused before the body is read
             return _error(413, "BodyTooLarge", f"at most {MAX_BODY} bytes")
-        try:
-            body = orjson.loads(request.get_data())
-        except orjson.JSONDecodeError as exc:
-            return _error(400, "JsonInvalid", str(exc))
-        events = body if isinstance(body, list) else [body]
-        if request.headers.get("aeg-event-type", "").lower() == "subscriptionvalidation":
-            code = (events[0].get("data") or {}).get("validationCode") if events and isinstance(events[0], dict) \
-                else None
-            if not code:
-                return _error(400, "ValidationCodeMissing", "SubscriptionValidation without data.validationCode")
-            return _json({"validationResponse": code})
+        decision = decide_post(dict(request.headers), request.get_data(), NOTIFICATIONS_POLICY)
+        if isinstance(decision, Reply):
+            return _reply(decision)
         accepted = 0
-        for event in events:
-            change = from_notification(event)
+        for event in decision.events:
+            change = from_notification(event, self.instance)
             if change is not None:
                 self.hub.route_seen.set()
                 self.hub.publish(change)
                 accepted += 1
-        return _json({"accepted": accepted, "ignored": len(events) - accepted})
+        return _json({"accepted": accepted, "ignored": len(decision.events) - accepted})
 
     def static(self, name: str) -> Response:
         path = (STATIC / name).resolve()
@@ -214,6 +203,30 @@ class ExplorerApp:
                 "pollErrors": poller.errors if poller else 0, "pollError": poller.last_error if poller else None,
                 "counts": dict(self.hub.counts), "quarantine": self.local.settings is not None,
                 "host": self.local.host, "cytoscape": cytoscape_path() is not None}
+
+
+class _Refused(Exception):
+    """A request refused before its handler runs (its body is not a JSON object): the answer to send instead."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _body(request: Request) -> dict[str, Any]:
+    """The JSON object a POST carries; _Refused (415, 413, 400) if it is not one."""
+    # JSON only: a cross-site form cannot send application/json without a CORS preflight, which we never allow.
+    if request.mimetype != "application/json":
+        raise _Refused(_error(415, "JsonRequired", "Content-Type must be application/json"))
+    if (request.content_length or 0) > MAX_BODY:
+        raise _Refused(_error(413, "BodyTooLarge", f"at most {MAX_BODY} bytes"))
+    try:
+        body = orjson.loads(request.get_data() or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise _Refused(_error(400, "JsonInvalid", str(exc))) from None
+    if not isinstance(body, dict):
+        raise _Refused(_error(400, "JsonInvalid", "the body must be a JSON object"))
+    return body
 
 
 def _twin_ids(items: list[dict[str, Any]]) -> set[str]:

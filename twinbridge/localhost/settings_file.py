@@ -25,6 +25,11 @@ log = logging.getLogger("twinbridge.host")
 _TRUE = {"true", "1", "yes"}
 
 
+class SettingsFileError(SystemExit):
+    """The file cannot be used. A SystemExit, so ``host`` stops with the message as before; the explorer, which
+    reads the same file while serving, catches it by this name."""
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     values: dict[str, str] = field(default_factory=dict)
@@ -40,13 +45,14 @@ class LocalSettings:
         try:
             data: Any = orjson.loads(file.read_bytes())
         except FileNotFoundError:
-            raise SystemExit(f"settings file not found: {file}") from None
+            raise SettingsFileError(f"settings file not found: {file}") from None
         except orjson.JSONDecodeError as exc:
-            raise SystemExit(f"settings file {file} is not valid JSON: {exc}") from None
+            raise SettingsFileError(f"settings file {file} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise SystemExit(f"settings file {file}: expected a JSON object")
+            raise SettingsFileError(f"settings file {file}: expected a JSON object")
         if data.get("IsEncrypted"):
-            raise SystemExit(f"settings file {file} is encrypted (func settings decrypt); this host reads plain text")
+            raise SettingsFileError(f"settings file {file} is encrypted (func settings decrypt); this host reads plain "
+                                    "text")
         values = {str(k): "" if v is None else str(v) for k, v in (data.get("Values") or {}).items()}
         keys = {str(k): str(v) for k, v in (data.get("Keys") or {}).items() if v}
         port = (data.get("Host") or {}).get("LocalHttpPort")
