@@ -19,6 +19,7 @@ class SizedBatch(Protocol):
     def max_size_in_bytes(self) -> int: ...
 
 
+C = TypeVar("C")  # an SDK client
 B = TypeVar("B")  # an SDK batch
 SB = TypeVar("SB", bound=SizedBatch)  # an SDK batch, as send_in_batches needs it
 M = TypeVar("M")  # an SDK message
@@ -59,6 +60,19 @@ def setting(env: Mapping[str, str], name: str, endpoint: str) -> str:
     if not value:
         raise ConfigError(f"endpoint {endpoint}", [Problem(name, "app setting is not set")])
     return value
+
+
+def amqp_client(name: str, connection_setting: str | None, namespace: str | None, env: Mapping[str, str], *,
+                by_connection: Callable[[str], C], by_identity: Callable[[str, Any], C]) -> C:
+    """An Event Hubs or Service Bus client: ``by_identity(namespace, DefaultAzureCredential())`` (managed identity
+    in Azure), or ``by_connection(connection string)`` from the app setting ``connection_setting`` (local runs)."""
+    if connection_setting:
+        return by_connection(setting(env, connection_setting, name))
+    if namespace:
+        from azure.identity import DefaultAzureCredential
+
+        return by_identity(namespace, DefaultAzureCredential())
+    raise ConfigError(f"endpoint {name}", [Problem("namespace", "give namespace or connection_setting")])
 
 
 def unavailable(endpoint: str, exc: Exception) -> TransientError:

@@ -9,15 +9,14 @@ identity in Azure); a connection string from an app setting only for local runs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from azure.eventhub import EventData, EventDataBatch, EventHubProducerClient
 from azure.eventhub.exceptions import EventDataError, EventHubError
 
-from shared.adapters.sinks.common import amqp_binding, send_in_batches, setting
+from shared.adapters.sinks.common import amqp_binding, amqp_client, send_in_batches
 from shared.egress.config import EventHubEndpoint
 from shared.egress.ports import Delivery, Outgoing
-from shared.errors import ConfigError, Problem
 
 
 class Producer(Protocol):
@@ -47,17 +46,12 @@ class EventHubSink:
 
     @classmethod
     def from_endpoint(cls, name: str, endpoint: EventHubEndpoint, env: Mapping[str, str]) -> EventHubSink:
-        client: Any
-        if endpoint.connection_setting:
-            conn = setting(env, endpoint.connection_setting, name)
-            client = EventHubProducerClient.from_connection_string(conn, eventhub_name=endpoint.eventhub)
-        elif endpoint.namespace:
-            from azure.identity import DefaultAzureCredential
-
-            client = EventHubProducerClient(endpoint.namespace, endpoint.eventhub, DefaultAzureCredential())
-        else:
-            raise ConfigError(f"endpoint {name}", [Problem("namespace", "give namespace or connection_setting")])
-        return cls(name, client)
+        return cls(name, amqp_client(
+            name, endpoint.connection_setting, endpoint.namespace, env,
+            by_connection=lambda conn: EventHubProducerClient.from_connection_string(conn,
+                                                                                      eventhub_name=endpoint.eventhub),
+            by_identity=lambda namespace, credential: EventHubProducerClient(namespace, endpoint.eventhub,
+                                                                             credential)))
 
     def send(self, messages: Sequence[Outgoing]) -> list[Delivery]:
         return send_in_batches(

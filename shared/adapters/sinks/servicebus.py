@@ -13,10 +13,9 @@ from typing import Any, Protocol
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch
 from azure.servicebus.exceptions import MessageSizeExceededError, ServiceBusError
 
-from shared.adapters.sinks.common import amqp_binding, send_in_batches, setting
+from shared.adapters.sinks.common import amqp_binding, amqp_client, send_in_batches
 from shared.egress.config import ServiceBusEndpoint
 from shared.egress.ports import Delivery, Outgoing
-from shared.errors import ConfigError, Problem
 
 
 class Sender(Protocol):
@@ -44,17 +43,11 @@ class ServiceBusSink:
 
     @classmethod
     def from_endpoint(cls, name: str, endpoint: ServiceBusEndpoint, env: Mapping[str, str]) -> ServiceBusSink:
-        client: Any
-        if endpoint.connection_setting:
-            client = ServiceBusClient.from_connection_string(setting(env, endpoint.connection_setting, name))
-        elif endpoint.namespace:
-            from azure.identity import DefaultAzureCredential
-
-            client = ServiceBusClient(endpoint.namespace, DefaultAzureCredential())
-        else:
-            raise ConfigError(f"endpoint {name}", [Problem("namespace", "give namespace or connection_setting")])
-        sender = (client.get_topic_sender(endpoint.topic) if endpoint.topic
-                  else client.get_queue_sender(endpoint.queue))
+        client = amqp_client(name, endpoint.connection_setting, endpoint.namespace, env,
+                             by_connection=ServiceBusClient.from_connection_string, by_identity=ServiceBusClient)
+        # The config holds exactly one of topic and queue (ServiceBusEndpoint._one_entity).
+        sender = (client.get_topic_sender(endpoint.topic) if endpoint.topic is not None
+                  else client.get_queue_sender(str(endpoint.queue)))
         return cls(name, sender, sessions=endpoint.sessions, client=client)
 
     def send(self, messages: Sequence[Outgoing]) -> list[Delivery]:
