@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
@@ -29,3 +30,29 @@ def to_plain_event(event: func.EventGridEvent | func.CloudEvent) -> dict[str, An
         "eventTime": event_time.isoformat() if event_time is not None else None,
         "data": event.get_json(), "dataVersion": event.data_version, "metadataVersion": "1",
     }
+
+
+def eventhub_batch_door(bp: func.Blueprint, name: str, *, connection: str, event_hub_name: str,
+                        consumer_group: str) -> Callable[[Callable[..., None]], Any]:
+    """The binding every Event Hubs door declares (ingest_iothub_stream, route_twin_changes_eventhub): batches
+    (cardinality many) of ``events``, and a retry policy without limit.
+
+    * Only transient failures raise (permanent ones are quarantined), so retrying without limit keeps a partition
+      in order — it waits while a dependency is unavailable instead of skipping past events. Back-off 5 s … 5 min.
+    * dataType binary: without it the host fails to bind a non-JSON body in a batch and replays it forever; binary
+      hands every body over as bytes (tests/runtime sends one that is not UTF-8).
+    * The door's parameter must be annotated ``typing.List[func.EventHubEvent]``, not ``list[...]``: the Functions
+      worker/runtime accepts only typing.List[...] for a batch trigger (list[X] is not a type to its check, and the
+      whole app then indexes 0 functions). tests/runtime proves it.
+    """
+    trigger = bp.event_hub_message_trigger(arg_name="events", connection=connection, event_hub_name=event_hub_name,
+                                           cardinality=func.Cardinality.MANY, data_type=func.DataType.BINARY,
+                                           consumer_group=consumer_group)
+    retry = bp.retry(strategy="exponential_backoff", max_retry_count="-1", minimum_interval="00:00:05",
+                     maximum_interval="00:05:00")
+
+    def declare(door: Callable[..., None]) -> Any:
+        # The order the stacked decorators applied (bottom-up): trigger, retry, then the function's name.
+        return bp.function_name(name)(retry(trigger(door)))
+
+    return declare

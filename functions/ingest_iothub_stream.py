@@ -17,7 +17,7 @@ from typing import Any
 
 import azure.functions as func
 
-from functions._bindings import at
+from functions._bindings import at, eventhub_batch_door
 from functions.runtime import current_app
 from shared.doors.eventhub_messages import Ignored, StreamMessage, to_event
 from shared.errors import PermanentError, TransientError
@@ -74,13 +74,13 @@ def process_messages(messages: Sequence[StreamMessage]) -> dict[str, int]:
         else:
             events[index] = event
 
-    def process(_: Sequence[Any]) -> BatchReport:
+    def process(aligned: Sequence[dict[str, Any] | None]) -> BatchReport:
         # Written at once and within one time budget, like the pipeline's own quarantine writes.
         batch = BatchReport(app.pipeline.reject_all([(i, m.describe(), exc) for i, m, exc in refused]))
-        pending = [i for i, event in enumerate(events) if event is not None]
+        pending = [i for i, event in enumerate(aligned) if event is not None]
         for start in range(0, len(pending), doors.stream_chunk_events):
             indexes = pending[start:start + doors.stream_chunk_events]
-            report = app.pipeline.process([events[i] for i in indexes])
+            report = app.pipeline.process([aligned[i] for i in indexes])
             for result in report.results:
                 result.index = indexes[result.index]  # the message's place in the delivered batch
             batch.results.extend(report.results)
@@ -95,19 +95,9 @@ def process_messages(messages: Sequence[StreamMessage]) -> dict[str, int]:
     return totals
 
 
-@bp.function_name("ingest_iothub_stream")
-# Only transient failures raise (permanent ones are quarantined), so retrying without limit means a partition
-# waits while Digital Twins is unavailable instead of skipping past events. Back-off 5 s … 5 min.
-@bp.retry(strategy="exponential_backoff", max_retry_count="-1", minimum_interval="00:00:05",
-          maximum_interval="00:05:00")
-# typing.List, not list[...]: the Functions worker/runtime accepts only typing.List[...] for a batch trigger
-# (list[X] is not a type to its check, and the whole app then indexes 0 functions). tests/runtime proves it.
-# dataType binary: without it the host fails to bind a non-JSON body in a batch and replays it forever;
-# binary hands every body over as bytes (tests/runtime sends one that is not UTF-8).
-@bp.event_hub_message_trigger(arg_name="events", connection="IOTHUB_EVENTS_CONNECTION",
-                              event_hub_name="%IOTHUB_EVENTS_NAME%", cardinality=func.Cardinality.MANY,
-                              data_type=func.DataType.BINARY,
-                              consumer_group="%IOTHUB_EVENTS_CONSUMER_GROUP%")
+@eventhub_batch_door(bp, "ingest_iothub_stream", connection="IOTHUB_EVENTS_CONNECTION",
+                     event_hub_name="%IOTHUB_EVENTS_NAME%", consumer_group="%IOTHUB_EVENTS_CONSUMER_GROUP%")
+# typing.List, not list[...]: see functions/_bindings.py eventhub_batch_door.
 def ingest_iothub_stream(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006
     messages = to_messages(events)
     try:

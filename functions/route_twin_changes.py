@@ -21,7 +21,7 @@ from typing import Any
 
 import azure.functions as func
 
-from functions._bindings import at, to_plain_event
+from functions._bindings import at, eventhub_batch_door, to_plain_event
 from functions.runtime import current_app
 from shared.observability import run_batch
 
@@ -56,18 +56,10 @@ def route_twin_changes(event: func.EventGridEvent) -> None:
     report.raise_if_transient()
 
 
-@bp.function_name("route_twin_changes_eventhub")
-# Only transient failures raise; retrying without limit keeps the partition in order instead of skipping ahead.
-@bp.retry(strategy="exponential_backoff", max_retry_count="-1", minimum_interval="00:00:05",
-          maximum_interval="00:05:00")
-# typing.List, not list[...]: the Functions worker/runtime accepts only typing.List[...] for a batch trigger
-# (list[X] is not a type to its check, and the whole app then indexes 0 functions). tests/runtime proves it.
-# dataType binary: without it the host fails to bind a non-JSON body in a batch and replays it forever;
-# binary hands every body over as bytes (tests/runtime sends one that is not UTF-8).
-@bp.event_hub_message_trigger(arg_name="events", connection="TWINBRIDGE_EGRESS_SOURCE",
-                              event_hub_name="%TWINBRIDGE_EGRESS_SOURCE_HUB%", cardinality=func.Cardinality.MANY,
-                              data_type=func.DataType.BINARY,
-                              consumer_group="%TWINBRIDGE_EGRESS_SOURCE_CONSUMER_GROUP%")
+@eventhub_batch_door(bp, "route_twin_changes_eventhub", connection="TWINBRIDGE_EGRESS_SOURCE",
+                     event_hub_name="%TWINBRIDGE_EGRESS_SOURCE_HUB%",
+                     consumer_group="%TWINBRIDGE_EGRESS_SOURCE_CONSUMER_GROUP%")
+# typing.List, not list[...]: see functions/_bindings.py eventhub_batch_door.
 def route_twin_changes_eventhub(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006
     report = run_batch("route_twin_changes_eventhub", to_amqp_messages(events), current_app().egress.process_amqp)
     report.raise_if_transient()

@@ -110,9 +110,11 @@ def redact(event: Any) -> Any:
 
 
 def excerpt(event: Any) -> str:
+    """The redacted, size-capped text of ``event``, which must be a ``json_safe`` copy already (as in
+    ``build_record``; redacting only hides values, so the copy stays safe)."""
     try:
-        text = orjson.dumps(json_safe(redact(event))).decode()
-    except (TypeError, ValueError):  # cannot happen after json_safe; a record is made whatever the input
+        text = orjson.dumps(redact(event)).decode()
+    except (TypeError, ValueError):  # not json_safe after all: a record is made whatever the input
         text = f"<{type(event).__name__} that cannot be shown>"
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
@@ -149,7 +151,7 @@ def build_record(event: Any, error: TwinbridgeError, *, twin_id: str | None = No
         subject=text("subject"),
         twin_id=twin_id,
         received_at=(now or datetime.now(UTC)).isoformat(),
-        excerpt=excerpt(event),
+        excerpt=excerpt(event),  # the json_safe copy: not made a second time
         event=event,
         source=source,
     )

@@ -46,29 +46,26 @@ class DeadlineTransport(RequestsTransport):  # type: ignore[misc]
         return super().send(request, **kwargs)
 
     def sleep(self, duration: float) -> None:
-        left = deadline.remaining()
-        if left is not None:
-            duration = min(duration, max(0.0, left))
-        super().sleep(duration)
+        super().sleep(_within_deadline(duration))
 
 
-def _clamped_sleep(transport: Any, backoff: float) -> None:
+def _within_deadline(duration: float) -> float:
+    """A back-off sleep cut to the invocation's time left (unchanged outside an invocation)."""
     left = deadline.remaining()
-    if left is not None:
-        backoff = min(backoff, max(0.0, left))
-    if backoff > 0:
-        transport.sleep(backoff)
+    return duration if left is None else min(duration, max(0.0, left))
 
 
 def _blob_retry(settings: dict[str, Any]) -> Any:
     """Blob's own retry policy (azure-storage-blob ignores azure-core's ``retry_backoff_*``: its default waits 15 s,
     then 18 s, then 24 s), with back-off that never sleeps past the deadline. Its sleeps go through the
-    container client's transport wrapper, whose ``sleep`` is a plain one: hence the clamp here as well."""
+    container client's transport wrapper, whose ``sleep`` is a plain one (not DeadlineTransport.sleep): hence the
+    same clamp here, on the back-off it computes."""
     from azure.storage.blob import ExponentialRetry
 
     class BudgetExponentialRetry(ExponentialRetry):
-        def sleep(self, settings: dict[str, Any], transport: Any) -> None:
-            _clamped_sleep(transport, self.get_backoff_time(settings))
+        def get_backoff_time(self, settings: dict[str, Any]) -> float:
+            # The policy's sleep (its only caller) skips a zero back-off and sleeps the rest on the transport.
+            return _within_deadline(super().get_backoff_time(settings))
 
     return BudgetExponentialRetry(initial_backoff=settings.get("retry_backoff_factor", 0.4), increment_base=2,
                                   retry_total=settings.get("retry_total", 3), random_jitter_range=1)

@@ -11,7 +11,8 @@ Each event becomes one quarantine record with code ``DEAD_LETTERED``: ``event`` 
 (the added fields removed, so ``quarantine replay`` sends it through the pipeline as if delivered now) and
 ``extra`` keeps the added fields and the blob's name. Record ids are deterministic, so collecting a blob twice (a
 crash between writing the records and deleting the blob) writes the same records again. A blob is deleted only
-after all its records are written; a blob that is not a JSON array is quarantined whole (one record) and deleted.
+after all its records are written. Elements of the blob that are not JSON (a corrupt or cut blob) are kept as the
+blob's whole text in one more record, so a blob that is not JSON at all is quarantined whole, and deleted.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
-from shared.errors import Code, PermanentError
+from shared.errors import Code, PermanentError, Problem
+from shared.ingest.json_elements import Unparsable, iter_elements
 from shared.ports import Quarantine, QuarantineRecord
 from shared.quarantine_record import build_record
 
@@ -73,19 +73,29 @@ def split_delivery_facts(event: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def records_from_blob(name: str, data: bytes) -> list[QuarantineRecord]:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        parsed = data.decode("utf-8", "replace")
-    events = parsed if isinstance(parsed, list) else [parsed]
-    records = []
-    for event in events:
-        original, facts = split_delivery_facts(event)
+    """One record per dead-lettered event. Read with the shared element reader (shared/ingest/json_elements.py),
+    as replay files and webhook bodies are: integers beyond 64 bits stay exact, and an element that is not JSON
+    does not take the others with it. What cannot be read is kept once, as the blob's whole text (one record whose
+    problems name each unreadable element's line), so nothing in the blob is lost."""
+    records: list[QuarantineRecord] = []
+    unreadable: list[Problem] = []
+    for value, _size in iter_elements(data):
+        if isinstance(value, Unparsable):
+            unreadable.append(Problem("", f"line {value.line}: {value.error}"))
+            continue
+        original, facts = split_delivery_facts(value)
         reason = str(facts.get("deadLetterReason") or "unknown")
         message = (f"Event Grid dead-lettered it: {reason} after {facts.get('deliveryAttempts', '?')} attempt(s); "
                    f"last outcome: {facts.get('lastDeliveryOutcome') or '-'}")
         record = build_record(original, PermanentError.at(Code.DEAD_LETTERED, "", message))
         record.extra = {**facts, "deadLetterBlob": name}
+        records.append(record)
+    if unreadable:
+        message = (f"dead-letter blob with {len(unreadable)} element(s) that are not JSON: kept as the blob's text "
+                   f"({len(records)} other event(s) quarantined one by one)")
+        record = build_record(data.decode("utf-8", "replace"),
+                              PermanentError(Code.DEAD_LETTERED, message, tuple(unreadable)))
+        record.extra = {"deadLetterBlob": name}
         records.append(record)
     return records
 

@@ -10,24 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.settings.numbers import integer_setting
+
 EVENT_GRID_MAX_BYTES = 1_048_576  # Event Grid: 1 MB per event and per delivered array (docs/azure-behaviour.md §6)
 EVENT_GRID_ROLE = "AzureEventGridSecureWebhookSubscriber"  # app role Event Grid's token carries (Entra delivery)
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
-
-
-def _int(value: str | None, default: int, name: str, minimum: int = 0) -> int:
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {number}")
-    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,21 +55,20 @@ class DoorSettings:
         role = get("WEBHOOK_AUTH_ROLE") or EVENT_GRID_ROLE
         return cls(
             webhook_subscriptions=tuple(s.lower() for s in _csv(get("WEBHOOK_ALLOWED_SUBSCRIPTIONS"))),
-            webhook_max_body_bytes=_int(get("WEBHOOK_MAX_BODY_BYTES"), EVENT_GRID_MAX_BYTES,
-                                        "WEBHOOK_MAX_BODY_BYTES", 1),
-            webhook_retry_after=_int(get("WEBHOOK_RETRY_AFTER_SECONDS"), 30, "WEBHOOK_RETRY_AFTER_SECONDS"),
+            webhook_max_body_bytes=integer_setting(env, "WEBHOOK_MAX_BODY_BYTES", EVENT_GRID_MAX_BYTES, 1),
+            webhook_retry_after=integer_setting(env, "WEBHOOK_RETRY_AFTER_SECONDS", 30),
             webhook_auth_audiences=_csv(get("WEBHOOK_AUTH_AUDIENCE")),
             webhook_auth_issuers=_csv(get("WEBHOOK_AUTH_ISSUER")),
             webhook_auth_jwks_url=get("WEBHOOK_AUTH_JWKS_URL"),
             webhook_auth_role=None if role == "-" else role,
             iothub_resource_id=get("IOTHUB_RESOURCE_ID"),
-            stream_chunk_events=_int(get("IOTHUB_STREAM_CHUNK"), 128, "IOTHUB_STREAM_CHUNK", 1),
+            stream_chunk_events=integer_setting(env, "IOTHUB_STREAM_CHUNK", 128, 1),
             iothub_host_name=get("IOTHUB_HOST_NAME"),
             iothub_connection_string=get("IOTHUB_CONNECTION_STRING"),
-            reconcile_max_devices=_int(get("RECONCILE_MAX_DEVICES"), 1000, "RECONCILE_MAX_DEVICES", 1),
-            reconcile_page_size=_int(get("RECONCILE_PAGE_SIZE"), 100, "RECONCILE_PAGE_SIZE", 1),
+            reconcile_max_devices=integer_setting(env, "RECONCILE_MAX_DEVICES", 1000, 1),
+            reconcile_page_size=integer_setting(env, "RECONCILE_PAGE_SIZE", 100, 1),
             reconcile_orphans=orphans,
             reconcile_mark_property=get("RECONCILE_MARK_PROPERTY") or "status",
             reconcile_mark_value=get("RECONCILE_MARK_VALUE") or "NotInRegistry",
-            reconcile_grace_seconds=_int(get("RECONCILE_GRACE_SECONDS"), 300, "RECONCILE_GRACE_SECONDS"),
+            reconcile_grace_seconds=integer_setting(env, "RECONCILE_GRACE_SECONDS", 300),
         )

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.settings.numbers import integer_setting, number_setting
+
 ADT_TWIN_WRITES_PER_SECOND = 10.0  # create/update/delete on a single twin (and its relationships)
 ADT_PATCHES_PER_SECOND = 1000.0  # patch requests per ADT instance
 ADT_READS_PER_SECOND = 1000.0  # read requests per ADT instance
@@ -19,19 +21,6 @@ ADT_CREATES_DELETES_PER_SECOND = 500.0  # create/delete across all twins and rel
 GROUP_COMMIT_WINDOW_MS = 5.0  # quiet gap that closes a batch
 GROUP_COMMIT_MAX_WAIT_MS = 250.0  # no event waits longer for its batch
 GROUP_COMMIT_MAX_EVENTS = 5000  # Event Grid delivers at most 5,000 events per array (maxEventsPerBatch)
-
-
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum:g}, got {raw}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +38,22 @@ class ThroughputSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ThroughputSettings:
-        window = _number(env, "TWINBRIDGE_GROUP_COMMIT_WINDOW_MS", GROUP_COMMIT_WINDOW_MS)
-        max_wait = _number(env, "TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS", max(GROUP_COMMIT_MAX_WAIT_MS, window), window)
+        window = number_setting(env, "TWINBRIDGE_GROUP_COMMIT_WINDOW_MS", GROUP_COMMIT_WINDOW_MS)
+        max_wait = number_setting(env, "TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS", max(GROUP_COMMIT_MAX_WAIT_MS, window),
+                                  window)
         pacer = (env.get("TWINBRIDGE_WRITE_PACER", "").strip() or "auto").lower()
         if pacer not in ("auto", "on", "off"):
             raise ValueError(f"TWINBRIDGE_WRITE_PACER must be auto, on or off, got {pacer!r}")
         return cls(
             group_commit_window_ms=window,
             group_commit_max_wait_ms=max_wait,
-            group_commit_max_events=int(_number(env, "TWINBRIDGE_GROUP_COMMIT_MAX_EVENTS", GROUP_COMMIT_MAX_EVENTS, 1)),
+            group_commit_max_events=integer_setting(env, "TWINBRIDGE_GROUP_COMMIT_MAX_EVENTS",
+                                                    GROUP_COMMIT_MAX_EVENTS, 1),
             write_pacer=pacer,
-            twin_writes_per_second=_number(env, "TWINBRIDGE_TWIN_WRITES_PER_SECOND", ADT_TWIN_WRITES_PER_SECOND, 0.1),
-            patches_per_second=_number(env, "TWINBRIDGE_ADT_PATCHES_PER_SECOND", ADT_PATCHES_PER_SECOND, 1),
-            reads_per_second=_number(env, "TWINBRIDGE_ADT_READS_PER_SECOND", ADT_READS_PER_SECOND, 1),
-            creates_deletes_per_second=_number(env, "TWINBRIDGE_ADT_CREATES_DELETES_PER_SECOND",
-                                               ADT_CREATES_DELETES_PER_SECOND, 1),
+            twin_writes_per_second=number_setting(env, "TWINBRIDGE_TWIN_WRITES_PER_SECOND",
+                                                  ADT_TWIN_WRITES_PER_SECOND, 0.1),
+            patches_per_second=number_setting(env, "TWINBRIDGE_ADT_PATCHES_PER_SECOND", ADT_PATCHES_PER_SECOND, 1),
+            reads_per_second=number_setting(env, "TWINBRIDGE_ADT_READS_PER_SECOND", ADT_READS_PER_SECOND, 1),
+            creates_deletes_per_second=number_setting(env, "TWINBRIDGE_ADT_CREATES_DELETES_PER_SECOND",
+                                                      ADT_CREATES_DELETES_PER_SECOND, 1),
         )

@@ -6,12 +6,10 @@ network, no real sleeping (a fake clock), and the ADT side has real ETag semanti
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
@@ -24,6 +22,7 @@ from shared.twins.pipeline import BatchReport
 from shared.wiring import build_pipeline
 from tests.reliability.figures import report
 from tests.support import event_factory as factory
+from tests.support.fake_adt import FakeCredential
 from tests.support.fault_transport import (
     FaultTransport,
     apply_then_timeout,
@@ -36,11 +35,6 @@ from tests.support.fault_transport import (
 MODELS = Path(__file__).resolve().parents[2] / "models"
 MODEL = "dtmi:twinbridge:IoTDevice;1"
 INVOCATION_BUDGET = 20.0  # seconds of (fake) time one delivery may take: Event Grid waits 30 s
-
-
-class FakeCredential:
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("fake-token", int(time.time()) + 3600)
 
 
 class AdtInstance:

@@ -20,13 +20,11 @@ from shared.adapters.forwarding.table import TableForwardingStore
 from shared.adapters.quarantine.blob import BlobQuarantine
 from shared.adapters.state.table import TableStateStore
 from shared.errors import TransientError
-from shared.settings.app_config import AppConfig
-from shared.settings.environment import Settings
 from shared.twins.deadline import invocation_budget
-from shared.twins.pipeline import Pipeline
-from shared.wiring import App, embedded_twin_store
+from shared.twins.pipeline import DEFAULT_MAX_CONCURRENCY
+from shared.wiring import App
 from tests.support import event_factory as factory
-from tests.support.rig import CATALOG
+from tests.support.rig import make_app
 from twinbridge.azurite import ACCOUNT, ACCOUNT_KEY
 
 DOOR_ANSWER_LIMIT = 25.0  # Event Grid waits 30 s for an answer
@@ -117,12 +115,10 @@ def test_checkpoints_and_forwarding_records_end_with_the_budget(silent):
 
 
 def _stored_app(silent: SilentStore) -> App:
-    app_config = AppConfig.from_data({"topics": [factory.TOPIC]})
-    graph = embedded_twin_store(CATALOG)
-    state = TableStateStore.from_connection_string(silent.connection_string, "twinbridgestate")
-    quarantine = BlobQuarantine.from_connection_string(silent.connection_string)
-    pipeline = Pipeline(app_config, graph, state, quarantine, catalog=CATALOG)  # the app's 20 s budget
-    return App(Settings(), app_config, CATALOG, graph, state, quarantine, pipeline)
+    """The app's 20 s budget and concurrency, with Table state and a Blob quarantine that never answer."""
+    return make_app(state=TableStateStore.from_connection_string(silent.connection_string, "twinbridgestate"),
+                    quarantine=BlobQuarantine.from_connection_string(silent.connection_string),
+                    max_concurrency=DEFAULT_MAX_CONCURRENCY)
 
 
 @pytest.mark.integration
@@ -164,15 +160,8 @@ def test_the_trigger_door_fails_within_25_s_when_storage_never_answers(silent):
 # ---- several poison events at the door (the pipeline's quarantine writes: concurrent, within the budget) -------
 
 def _app_with_quarantine(quarantine) -> App:
-    """The twins and state in memory: the quarantine is the only store that is slow or hangs."""
-    from shared.adapters.state.memory import MemoryStateStore
-    from shared.wiring import build_pipeline
-
-    app_config = AppConfig.from_data({"topics": [factory.TOPIC]})
-    graph = embedded_twin_store(CATALOG)
-    state = MemoryStateStore()
-    pipeline = build_pipeline(app_config, graph, catalog=CATALOG, state=state, quarantine=quarantine)  # 20 s budget
-    return App(Settings(), app_config, CATALOG, graph, state, quarantine, pipeline)
+    """The twins and state in memory: the quarantine is the only store that is slow or hangs (20 s budget)."""
+    return make_app(quarantine=quarantine, max_concurrency=DEFAULT_MAX_CONCURRENCY)
 
 
 def _poison_batch(count: int) -> bytes:

@@ -17,7 +17,7 @@ import pytest
 from azure.digitaltwins.core import DigitalTwinsEventRoute
 
 from tests.adt.conftest import Emulator, start_emulator
-from twinbridge.adt.endpoints import EndpointsError, parse_endpoints
+from twinbridge.adt.endpoints import Endpoint, EndpointsError, parse_endpoints
 
 pytestmark = pytest.mark.integration
 
@@ -194,12 +194,24 @@ def test_a_request_traceparent_carries_into_the_notifications(routed: tuple[Emul
     ({"a": {"kind": "jsonl"}}, "a.path"),
     ({"a": {"kind": "queue"}}, "a.kind"),
     ({"a": {"kind": "webhook", "url": "http://x", "lanes": 0}}, "a.lanes"),
+    ({"a": {"kind": "webhook", "url": "http://x", "max_attempts": True}}, "a.max_attempts"),
+    ({"a": {"kind": "webhook", "url": "http://x", "timeout": "soon"}}, "a.timeout"),
+    ({"a": {"kind": "webhook", "url": "http://x", "timeout": 0}}, "a.timeout"),
     ({"a": {"kind": "webhook", "url": "http://x", "secret": "y"}}, "unknown"),
     ([1, 2], "JSON object"),
 ])
 def test_bad_endpoint_files_are_refused_with_the_field(document: Any, message: str) -> None:
     with pytest.raises(EndpointsError, match=message):
         parse_endpoints(document)
+
+
+def test_what_an_endpoint_file_leaves_out_takes_the_endpoints_defaults() -> None:
+    parsed = parse_endpoints({"a": {"kind": "webhook", "url": "http://x"},
+                              "b": {"kind": "webhook", "url": "http://y", "lanes": 2, "max_attempts": 5,
+                                    "timeout": 3, "validate": False, "topic": "t"}})
+    assert parsed["a"] == Endpoint("a", "webhook", "eventgrid", url="http://x")
+    assert parsed["b"] == Endpoint("b", "webhook", "eventgrid", url="http://y", lanes=2, max_attempts=5, timeout=3.0,
+                                   validate=False, topic="t")
 
 
 def test_duplicate_redelivers_a_fraction_and_parses(tmp_path: Path) -> None:
@@ -253,3 +265,28 @@ def test_bodies_are_what_get_returns(tmp_path: Path) -> None:
     assert by_type["Twin.Update"]["data"] == {"modelId": ROOM, "patch": [{"op": "replace", "path": "/n", "value": 2}]}
     assert [e["subject"] for e in events] == ["a", "b", "a/relationships/ab", "a", "a/relationships/ab", "a"]
     assert {e["source"] for e in events} == {"127.0.0.1:1"} and len({e["id"] for e in events}) == len(events)
+
+
+def test_route_changes_take_effect_on_the_next_write(tmp_path: Path) -> None:
+    """The dispatcher works out its routing again when the routes change (put, replaced filter, delete)."""
+    from shared.adapters.twins.embedded import TwinGraph
+    from twinbridge.adt.endpoints import RouteDispatcher
+
+    endpoints = parse_endpoints({"f": {"kind": "jsonl", "path": "out.jsonl"}}, tmp_path)
+    graph = TwinGraph()
+    dispatcher = RouteDispatcher(graph, endpoints, "127.0.0.1:1")
+    graph.add_models([MODEL])
+    graph.put_twin("before", {"$metadata": {"$model": ROOM}})
+    graph.put_event_route("r", {"endpointName": "f", "filter": "true"})
+    graph.put_twin("routed", {"$metadata": {"$model": ROOM}})
+    graph.put_event_route("r", {"endpointName": "f", "filter": "type = 'Microsoft.DigitalTwins.Twin.Delete'"})
+    graph.put_twin("filtered", {"$metadata": {"$model": ROOM}})
+    graph.delete_twin("routed")
+    graph.delete_event_route("r")
+    graph.delete_twin("filtered")
+    graph.put_event_route("r", {"endpointName": "nowhere", "filter": "true"})
+    graph.put_twin("unknown", {"$metadata": {"$model": ROOM}})
+    assert dispatcher.drain(10)
+    lines = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    assert [(e["type"].rsplit(".", 1)[-1], e["subject"]) for e in lines] == [("Create", "routed"), ("Delete", "routed")]
+    assert dispatcher.snapshot()["endpoints"]["f"]["queued"] == 2 and dispatcher.stats["unknown_endpoint"] == 1

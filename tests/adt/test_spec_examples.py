@@ -70,17 +70,19 @@ INTERFACE_MODEL = {
 }
 
 
+EXAMPLE_TWIN = {  # PutTwinAdvancedExample.json's twin
+    "$metadata": {"$model": INTERFACE, "property1": {"sourceTime": "2022-05-31T12:00:01.000125009Z"}},
+    "property1": 1,
+    "property2": {"subProperty1": "some value", "subProperty2": "some other value"},
+    "component1": {"$metadata": {"componentProperty": {"sourceTime": "2022-05-31T12:00:00.000125009Z"}},
+                   "componentProperty": "some value"},
+    "myComponent": {"$metadata": {}},
+}
+
+
 def put_example_twin(adt, twin_id="myNewTwinId", **extra):
-    """PutTwinAdvancedExample.json's twin."""
-    return adt.upsert_digital_twin(twin_id, {
-        "$metadata": {"$model": INTERFACE, "property1": {"sourceTime": "2022-05-31T12:00:01.000125009Z"}},
-        "property1": 1,
-        "property2": {"subProperty1": "some value", "subProperty2": "some other value"},
-        "component1": {"$metadata": {"componentProperty": {"sourceTime": "2022-05-31T12:00:00.000125009Z"}},
-                       "componentProperty": "some value"},
-        "myComponent": {"$metadata": {}},
-        **extra,
-    })
+    """PutTwinAdvancedExample.json's twin, with ``extra`` properties."""
+    return adt.upsert_digital_twin(twin_id, {**EXAMPLE_TWIN, **extra})
 
 
 @pytest.fixture
@@ -159,14 +161,7 @@ def test_model_already_exists(adt):
 def test_put_twin_advanced_example(models):
     """PutTwinAdvancedExample.json (If-None-Match: *): 200 with the stored twin — sourceTime kept under
     $metadata/property1 and under component1's own $metadata, each component with its $lastUpdateTime."""
-    twin = models.upsert_digital_twin("myNewTwinId", {
-        "$metadata": {"$model": INTERFACE, "property1": {"sourceTime": "2022-05-31T12:00:01.000125009Z"}},
-        "property1": 1,
-        "property2": {"subProperty1": "some value", "subProperty2": "some other value"},
-        "component1": {"$metadata": {"componentProperty": {"sourceTime": "2022-05-31T12:00:00.000125009Z"}},
-                       "componentProperty": "some value"},
-        "myComponent": {"$metadata": {}},
-    }, match_condition=MatchConditions.IfMissing)
+    twin = models.upsert_digital_twin("myNewTwinId", EXAMPLE_TWIN, match_condition=MatchConditions.IfMissing)
     assert twin["$dtId"] == "myNewTwinId" and ETAG.match(twin["$etag"])
     meta = twin["$metadata"]
     assert meta["$model"] == INTERFACE and TIMESTAMP.match(meta["$lastUpdateTime"])

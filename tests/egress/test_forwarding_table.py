@@ -11,6 +11,7 @@ from shared.adapters.forwarding.memory import MemoryForwardingStore
 from shared.adapters.forwarding.table import TableForwardingStore, _address
 from shared.egress.ports import ForwardingStore
 from shared.errors import Code, TransientError
+from tests.support.azurite import memory_or_table
 from twinbridge.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 
 KEYS = [f"{'contoso-adt.api.weu.digitaltwins.azure.net'}|n{i}|route/{i % 3}#{i % 2}" for i in range(150)]
@@ -18,11 +19,7 @@ KEYS = [f"{'contoso-adt.api.weu.digitaltwins.azure.net'}|n{i}|route/{i % 3}#{i %
 
 @pytest.fixture(params=["memory", "table"])
 def store(request: pytest.FixtureRequest) -> ForwardingStore:
-    if request.param == "memory":
-        return MemoryForwardingStore()
-    request.applymarker(pytest.mark.integration)
-    azurite: Azurite = request.getfixturevalue("azurite")
-    return TableForwardingStore.from_connection_string(azurite.connection_string, request.getfixturevalue("table_name"))
+    return memory_or_table(request, MemoryForwardingStore, TableForwardingStore.from_connection_string)
 
 
 def test_recorded_keys_are_seen_and_others_are_not(store: ForwardingStore) -> None:

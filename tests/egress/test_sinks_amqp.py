@@ -166,3 +166,25 @@ def test_service_bus_message_id_session_and_cloudevents_properties(sessions: boo
 def test_service_bus_unavailable_is_retry() -> None:
     deliveries = ServiceBusSink("workflow", FakeSender(fail=True)).send(_messages())
     assert {d.status for d in deliveries} == {Status.RETRY}
+
+
+CONNECTION = "Endpoint=sb://local.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0"
+
+
+def test_sinks_are_built_from_a_connection_setting_or_refuse_an_endpoint_without_one() -> None:
+    """from_endpoint: the connection string from the named app setting (the SDK clients connect lazily); a setting
+    that is not set, or neither namespace nor connection_setting, is a ConfigError naming the field."""
+    from shared.egress.config import EventHubEndpoint, ServiceBusEndpoint
+    from shared.errors import ConfigError
+
+    hub = EventHubSink.from_endpoint("hub", EventHubEndpoint(kind="eventhub", eventhub="h", connection_setting="C"),
+                                     {"C": CONNECTION})
+    queue = ServiceBusSink.from_endpoint("q", ServiceBusEndpoint(kind="servicebus", queue="q", connection_setting="C"),
+                                         {"C": CONNECTION})
+    assert hub.producer.eventhub_name == "h" and queue.sender.entity_name == "q"
+    hub.close()
+    queue.close()
+    with pytest.raises(ConfigError, match="C: app setting is not set"):
+        ServiceBusSink.from_endpoint("q", ServiceBusEndpoint(kind="servicebus", topic="t", connection_setting="C"), {})
+    with pytest.raises(ConfigError, match="namespace: give namespace or connection_setting"):
+        EventHubSink.from_endpoint("hub", EventHubEndpoint(kind="eventhub", eventhub="h"), {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import orjson
@@ -97,3 +98,20 @@ def test_the_local_publishers_dead_letters_are_listed_and_replayed(tmp_path, mon
     assert "DEAD_LETTERED" in listed and "1 event(s) moved" in listed
     assert main(["quarantine", "replay"]) == 0
     assert "resolved 1" in capsys.readouterr().out
+
+
+def test_a_blob_with_a_huge_integer_and_a_broken_element_keeps_every_event():
+    """The shared element reader (shared/ingest/json_elements.py): a value beyond 64 bits stays an exact integer
+    (orjson.loads rounded it to a float), and one broken element neither takes the good ones down nor is lost."""
+    first, second = factory.connection("d1", 1), factory.lifecycle("d2")
+    huge = 2**64 + 1
+    first["data"]["reading"] = huge
+    good = [json.dumps({**event, **FACTS}).encode() for event in (first, second)]  # orjson refuses 2**64 + 1
+    data = b"[" + good[0] + b",\n{\"id\": \"cut\", \"data\": oops},\n" + good[1] + b"]"
+    records = records_from_blob("SUB/x.json", data)
+    assert [r.code for r in records] == [Code.DEAD_LETTERED] * 3
+    assert records[0].event["data"]["reading"] == str(huge)  # exact (json_safe shows it as text)
+    assert records[1].event == second and records[1].extra["deadLetterReason"] == FACTS["deadLetterReason"]
+    kept = records[2]
+    assert kept.event == data.decode() and kept.extra == {"deadLetterBlob": "SUB/x.json"}
+    assert [p["message"].split(":")[0] for p in kept.problems] == ["line 2"]

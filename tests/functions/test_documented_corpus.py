@@ -24,17 +24,14 @@ from shared.wiring import App, embedded_twin_store
 from tests.functions.helpers import body_of, post, user_twins
 from tests.functions.test_ingest_iothub_events import invoke
 from tests.functions.test_ingest_iothub_stream import batch
+from tests.support.azurite import memory_or_table
 from tests.support.documented import DOC_TOPIC, EXPECTED, SAMPLES, check, sample
 from tests.support.rig import CATALOG
 
 
 @pytest.fixture(params=["memory", "table"])
 def state(request: pytest.FixtureRequest) -> StateStore:
-    if request.param == "memory":
-        return MemoryStateStore()
-    request.applymarker(pytest.mark.integration)
-    azurite = request.getfixturevalue("azurite")
-    return TableStateStore.from_connection_string(azurite.connection_string, request.getfixturevalue("table_name"))
+    return memory_or_table(request, MemoryStateStore, TableStateStore.from_connection_string)
 
 
 @pytest.fixture

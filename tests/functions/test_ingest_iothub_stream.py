@@ -27,12 +27,8 @@ def message(device: str, body: Any, *, source: str = "Telemetry", second: float 
     system: dict[str, Any] = {"iothub-connection-device-id": device, "iothub-message-source": source,
                               "iothub-enqueuedtime": f"2026-11-23T10:00:{second:09.6f}Z",
                               "iothub-connection-auth-method": '{"scope":"device","type":"sas"}'}
-    if module:
-        system["iothub-connection-module-id"] = module
-    if content_type:
-        system["content-type"] = content_type
-    if encoding:
-        system["content-encoding"] = encoding
+    optional = {"iothub-connection-module-id": module, "content-type": content_type, "content-encoding": encoding}
+    system.update({name: value for name, value in optional.items() if value})
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     return {"body": raw, "system": system, "properties": properties or {}}
 

@@ -23,15 +23,12 @@ from typing import Any
 
 import pytest
 
-from twinbridge.localhost import real_runtime
+from tests.support.local_host import skip_without_real_runtime
 
-_missing = real_runtime.available()
-if _missing:
-    if os.environ.get("TWINBRIDGE_REQUIRE_REAL_RUNTIME") == "1":
-        raise RuntimeError(f"the real-runtime tier must run here but cannot: {_missing}")
-    pytest.skip(f"real-runtime tier: {_missing} (make runtime-test runs it in .venv313)", allow_module_level=True)
+skip_without_real_runtime()
 
 from tests.support import event_factory as factory  # noqa: E402
+from tests.support.local_host import host_env, host_url  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW_MS = 300.0
@@ -132,8 +129,6 @@ def test_concurrent_async_invocations_overlap_and_share_one_pipeline_batch(measu
 def test_the_local_host_on_the_real_runtime_dispatches_an_array_at_once(tmp_path: Path) -> None:
     """`python -m twinbridge host` on 3.13 invokes through the runtime; an array's invocations must all be started
     at once (the runtime runs the async door on its loop), so one delivery is one batch, as behind the real host."""
-    import re
-
     import orjson
     import requests
 
@@ -144,19 +139,11 @@ def test_the_local_host_on_the_real_runtime_dispatches_an_array_at_once(tmp_path
         "TWINBRIDGE_GROUP_COMMIT_MAX_WAIT_MS": "20000",
         "AzureWebJobs.ingest_iothub_stream.Disabled": "true",
         "AzureWebJobs.route_twin_changes_eventhub.Disabled": "true"}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINBRIDGE_") and k != "ADT_URL"}
     process = subprocess.Popen([sys.executable, "-m", "twinbridge", "host", "--port", "0", "--settings",
                                 str(settings)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, env=env)
+                               text=True, env=host_env())
     try:
-        url = None
-        assert process.stdout is not None
-        while url is None:
-            line = process.stdout.readline()
-            if not line:
-                break
-            found = re.match(r"Host listening on (\S+)", line)
-            url = found.group(1) if found else None
+        url = host_url(process)
         assert url, "the host did not start"
         array = [factory.lifecycle(f"dev-array-{i}", second=1) for i in range(24)]
         reply = requests.post(f"{url}/runtime/webhooks/eventgrid?functionName=ingest_iothub_events",

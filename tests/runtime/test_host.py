@@ -7,13 +7,10 @@ Each host runs in its own process (the runtime keeps its function registry proce
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -21,6 +18,7 @@ import pytest
 import requests
 
 from tests.support import event_factory as factory
+from tests.support.local_host import host_env, host_url
 from twinbridge.localhost import real_runtime
 
 pytestmark = pytest.mark.integration
@@ -36,11 +34,6 @@ def _settings(folder: Path) -> Path:
         "AzureWebJobs.ingest_iothub_stream.Disabled": "true",
         "AzureWebJobs.route_twin_changes_eventhub.Disabled": "true"}}))
     return path
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINBRIDGE_") and k != "ADT_URL"}
-    return env
 
 
 def _copy_app(target: Path) -> Path:
@@ -60,7 +53,8 @@ def test_a_function_the_worker_refuses_stops_the_host(tmp_path: Path) -> None:
     assert "events: typing.List[func.EventHubEvent]" in source
     door.write_text(source.replace("events: typing.List[func.EventHubEvent]", "events: list[func.EventHubEvent]"))
     run = subprocess.run([sys.executable, "-m", "twinbridge", "host", "--port", "0", "--settings",
-                          str(_settings(tmp_path))], cwd=app, capture_output=True, text=True, timeout=120, env=_env())
+                          str(_settings(tmp_path))], cwd=app, capture_output=True, text=True, timeout=120,
+                         env=host_env())
     assert run.returncode == 1, run.stdout + run.stderr
     assert "Host refused to start" in run.stderr
     assert "ingest_iothub_stream" in run.stderr
@@ -72,17 +66,9 @@ def test_a_function_the_worker_refuses_stops_the_host(tmp_path: Path) -> None:
 def test_host_on_3_13_runs_through_the_real_runtime(tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-m", "twinbridge", "host", "--port", "0", "--settings",
                                 str(_settings(tmp_path))], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=_env())
+                               stderr=subprocess.PIPE, text=True, env=host_env())
     try:
-        url = None
-        deadline = time.monotonic() + 60
-        assert process.stdout is not None
-        while url is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            found = re.match(r"Host listening on (\S+)", line)
-            url = found.group(1) if found else None
+        url = host_url(process)
         assert url, "the host did not start"
         webhook = f"{url}/runtime/webhooks/eventgrid?functionName=ingest_iothub_events"
         events = [factory.lifecycle("dev-host", second=1),

@@ -20,13 +20,10 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support.local_host import skip_without_real_runtime
 from twinbridge.localhost import real_runtime
 
-_missing = real_runtime.available()
-if _missing:
-    if os.environ.get("TWINBRIDGE_REQUIRE_REAL_RUNTIME") == "1":
-        raise RuntimeError(f"the real-runtime tier must run here but cannot: {_missing}")
-    pytest.skip(f"real-runtime tier: {_missing} (make runtime-test runs it in .venv313)", allow_module_level=True)
+skip_without_real_runtime()
 
 from functions.runtime import use_app  # noqa: E402  (after the skip: only where the runtime exists)
 from shared.settings.doors import DoorSettings  # noqa: E402

@@ -6,25 +6,18 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from azure.core.credentials import AccessToken
 from azure.digitaltwins.core import DigitalTwinsClient
+
+from tests.support.fake_adt import FakeCredential
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST_LINE = "ADT emulator listening on https://"
 DEVICE_MODEL = "dtmi:twinbridge:IoTDevice;1"
-
-
-class AnyToken:
-    """The emulator accepts any bearer token."""
-
-    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
-        return AccessToken("any-token", int(time.time()) + 3600)
 
 
 @dataclass
@@ -35,7 +28,8 @@ class Emulator:
     first_line: str
 
     def client(self, **kwargs: object) -> DigitalTwinsClient:
-        return DigitalTwinsClient(self.url, AnyToken(), connection_verify=self.ca, **kwargs)
+        # The emulator accepts any bearer token.
+        return DigitalTwinsClient(self.url, FakeCredential(), connection_verify=self.ca, **kwargs)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -7,11 +7,14 @@ package is missing the fixture skips with the reason; ``make install`` installs 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from twinbridge.azurite import Azurite, azurite_missing_reason, start_azurite
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +33,13 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 def table_name() -> str:
     """A fresh table name per test (letters and digits, starts with a letter), so tests never share state."""
     return "t" + uuid.uuid4().hex[:20]
+
+
+def memory_or_table(request: pytest.FixtureRequest, memory: Callable[[], T], table: Callable[[str, str], T]) -> T:
+    """For a fixture with ``params=["memory", "table"]``: the in-memory store, or the Table Storage one built by
+    ``table(connection string, fresh table name)`` on the session's Azurite (the test is then marked integration)."""
+    if request.param == "memory":
+        return memory()
+    request.applymarker(pytest.mark.integration)
+    azurite: Azurite = request.getfixturevalue("azurite")
+    return table(azurite.connection_string, request.getfixturevalue("table_name"))

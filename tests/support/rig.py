@@ -11,7 +11,7 @@ from shared.adapters.quarantine.local import MemoryQuarantine
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.twins.embedded.catalog import ModelCatalog
 from shared.adapters.twins.embedded.store import EmbeddedTwinStore
-from shared.ports import TwinStore
+from shared.ports import Quarantine, StateStore, TwinStore
 from shared.settings.app_config import AppConfig
 from shared.settings.doors import DoorSettings
 from shared.settings.environment import APP_ROOT, Settings
@@ -56,13 +56,15 @@ def rig(config: dict[str, Any] | None = None, twins: Any = None) -> Rig:
 
 
 def make_app(twins: TwinStore | None = None, config: dict[str, Any] | None = None,
-             doors: DoorSettings | None = None, settings: Settings | None = None) -> App:
-    """An app as the doors see it (functions.runtime.use_app installs it)."""
+             doors: DoorSettings | None = None, settings: Settings | None = None, *,
+             state: StateStore | None = None, quarantine: Quarantine | None = None, max_concurrency: int = 1) -> App:
+    """An app as the doors see it (functions.runtime.use_app installs it); state and quarantine in memory unless
+    given. ``max_concurrency`` 1 by default: one twin at a time, for deterministic write counts and fault order."""
     settings = settings or Settings(doors=doors or DoorSettings())
     app_config = AppConfig.from_data({"topics": [factory.TOPIC], **(config or {})})
     graph = twins if twins is not None else embedded_twin_store(CATALOG)
-    state, quarantine = MemoryStateStore(), MemoryQuarantine()
-    # One twin at a time: deterministic write counts and fault injection order.
+    state = state if state is not None else MemoryStateStore()
+    quarantine = quarantine if quarantine is not None else MemoryQuarantine()
     pipeline = build_pipeline(app_config, graph, catalog=CATALOG, state=state, quarantine=quarantine,
-                              max_concurrency=1)
+                              max_concurrency=max_concurrency)
     return App(settings, app_config, CATALOG, graph, state, quarantine, pipeline, MemoryCheckpoints())

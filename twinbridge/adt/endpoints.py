@@ -47,7 +47,7 @@ import orjson
 
 from shared.adapters.twins.embedded import TwinGraph
 from shared.adapters.twins.embedded.graph import Notification
-from shared.adapters.twins.embedded.notifications import DEFAULT_TOPIC, in_schema, to_amqp, to_cloudevent, twin_of
+from shared.adapters.twins.embedded.notifications import DEFAULT_TOPIC, in_schema, to_amqp, to_cloudevent
 from shared.filters.adt_route import RouteFilter, compile_route_filter
 
 log = logging.getLogger("twinbridge.adt.endpoints")
@@ -125,17 +125,28 @@ def parse_endpoints(data: Any, base: Path | None = None) -> dict[str, Endpoint]:
         headers = spec.get("headers", {})
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise EndpointsError(f"{name}.headers: an object of strings")
+        # Only what the file sets is passed: every default is the Endpoint field's, written once.
+        given: dict[str, Any] = {}
         for number in ("lanes", "max_attempts"):
-            value = spec.get(number, 1)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise EndpointsError(f"{name}.{number}: a positive integer")
+            if number in spec:
+                value = spec[number]
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise EndpointsError(f"{name}.{number}: a positive integer")
+                given[number] = value
+        if "timeout" in spec:
+            timeout = spec["timeout"]
+            if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0:
+                raise EndpointsError(f"{name}.timeout: a positive number of seconds")
+            given["timeout"] = float(timeout)
+        if "validate" in spec:
+            given["validate"] = bool(spec["validate"])
+        if "topic" in spec:
+            given["topic"] = str(spec["topic"])
+        if "duplicate" in spec:
+            given["duplicate"] = _fraction(spec["duplicate"], f"{name}.duplicate")
         found[name] = Endpoint(
             name, kind, schema, url=url, path=resolve(spec.get("path"), "path"), ca=resolve(spec.get("ca"), "ca"),
-            headers=dict(headers), validate=bool(spec.get("validate", True)), topic=str(spec.get("topic",
-                                                                                              DEFAULT_TOPIC)),
-            lanes=int(spec.get("lanes", 4)), max_attempts=int(spec.get("max_attempts", 30)),
-            timeout=float(spec.get("timeout", 30.0)), deadletter=resolve(spec.get("deadletter"), "deadletter"),
-            duplicate=_fraction(spec.get("duplicate", 0.0), f"{name}.duplicate"))
+            headers=dict(headers), deadletter=resolve(spec.get("deadletter"), "deadletter"), **given)
     return found
 
 
@@ -365,31 +376,34 @@ class RouteDispatcher:
         self.host = host
         self.stats: Counter[str] = Counter()
         self.senders = {name: _Sender(endpoint, self.stats) for name, endpoint in endpoints.items()}
-        self._filters: dict[str, RouteFilter] = {}
+        self._routes: list[dict[str, Any]] | None = None  # the routes ``_plan`` was made from
+        self._plan: list[tuple[dict[str, Any], RouteFilter, _Sender | None]] = []
         graph.subscribe(self._on_change)
 
-    def _compiled(self, text: str) -> RouteFilter:
-        found = self._filters.get(text)
-        if found is None:
-            found = self._filters[text] = compile_route_filter(text)
-        return found
+    def _routing(self) -> list[tuple[dict[str, Any], RouteFilter, _Sender | None]]:
+        """(route, compiled filter, sender) per event route, worked out again only when the routes changed. The graph
+        tells listeners about twin changes, not route changes, so its route list (a few small dicts) is compared."""
+        routes = self.graph.list_event_routes()
+        if routes != self._routes:
+            self._plan = [(route, compile_route_filter(route["filter"]), self.senders.get(route["endpointName"]))
+                          for route in routes]
+            self._routes = routes
+        return self._plan
 
     def _on_change(self, change: Notification) -> None:
         """Runs under the graph's lock right after the commit: match and queue, nothing slow."""
         event = to_cloudevent(change, self.host)
-        twin = twin_of(event)
         self.stats["notifications"] += 1
-        for route in self.graph.list_event_routes():
-            if not self._compiled(route["filter"]).matches(event):
+        for route, matcher, sender in self._routing():
+            if not matcher.matches(event):
                 continue
-            sender = self.senders.get(route["endpointName"])
             if sender is None:
                 self.stats["unknown_endpoint"] += 1
                 log.warning("event route %s names endpoint %r, which --endpoints does not define", route["id"],
                             route["endpointName"])
                 continue
             sender.count("queued")
-            sender.lane_for(twin).put(event)
+            sender.lane_for(change.twin_id).put(event)  # the twin the notification is about: what orders lanes
 
     def pending(self) -> int:
         return sum(lane.pending() for sender in self.senders.values() for lane in sender.lanes)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import orjson
 from azure.core.credentials import TokenCredential
@@ -28,6 +28,7 @@ from shared.adapters.storage_calls import CreateOnce, call_storage, client_optio
 from shared.ports import QuarantineRecord
 
 DEFAULT_CONTAINER = "twinbridge-quarantine"
+DEFAULT_DEADLETTER_CONTAINER = "eventgrid-deadletter"
 PREFIX = "records/"
 RETRY_SETTINGS: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.4, "retry_backoff_max": 2,
                                   "connection_timeout": 5, "read_timeout": 20}
@@ -39,21 +40,26 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-class BlobQuarantine:
+class _BlobContainer:
+    """A container of the app's storage account, addressed by connection string or by identity, created on first
+    use; its calls go through call_storage (failures that mean "try again later" are TransientError)."""
+
+    DEFAULT_CONTAINER: ClassVar[str]
+    WHAT: ClassVar[str]  # for messages: "quarantine container"
+
     def __init__(self, container: ContainerClient) -> None:
         self.container = container
-        self._container = CreateOnce(container.create_container, "quarantine container")
+        self._container = CreateOnce(container.create_container, self.WHAT)
 
     @classmethod
-    def from_connection_string(cls, connection: str, container: str = DEFAULT_CONTAINER,
-                               **client_kwargs: Any) -> BlobQuarantine:
+    def from_connection_string(cls, connection: str, container: str | None = None, **client_kwargs: Any) -> Self:
         options = client_options({**RETRY_SETTINGS, **client_kwargs}, blob=True)
         service = BlobServiceClient.from_connection_string(connection, **options)
-        return cls(service.get_container_client(container))
+        return cls(service.get_container_client(container or cls.DEFAULT_CONTAINER))
 
     @classmethod
-    def from_account(cls, account: str, container: str = DEFAULT_CONTAINER,
-                     credential: TokenCredential | None = None) -> BlobQuarantine:
+    def from_account(cls, account: str, container: str | None = None,
+                     credential: TokenCredential | None = None) -> Self:
         """Identity-based (``AzureWebJobsStorage__accountName``): Storage Blob Data Contributor on the account."""
         if credential is None:
             from azure.identity import DefaultAzureCredential
@@ -61,7 +67,25 @@ class BlobQuarantine:
             credential = DefaultAzureCredential()
         service = BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential,
                                     **client_options(RETRY_SETTINGS, blob=True))
-        return cls(service.get_container_client(container))
+        return cls(service.get_container_client(container or cls.DEFAULT_CONTAINER))
+
+    def _download(self, what: str, name: str) -> bytes | None:
+        """The blob's content; None when it is not there."""
+        def download() -> bytes | None:
+            try:
+                return bytes(self.container.download_blob(name).readall())
+            except ResourceNotFoundError:
+                return None
+
+        return self._call(what, download)
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        return call_storage(self._container, what, "Blob Storage", operation)
+
+
+class BlobQuarantine(_BlobContainer):
+    DEFAULT_CONTAINER = DEFAULT_CONTAINER
+    WHAT = "quarantine container"
 
     # ---- Quarantine port ---------------------------------------------------------------------------------
     def put(self, record: QuarantineRecord) -> None:
@@ -95,13 +119,7 @@ class BlobQuarantine:
         return records
 
     def get(self, record_id: str) -> QuarantineRecord | None:
-        def download() -> bytes | None:
-            try:
-                return bytes(self.container.download_blob(_name(record_id)).readall())
-            except ResourceNotFoundError:
-                return None
-
-        data = self._call(f"read quarantine record {record_id}", download)
+        data = self._download(f"read quarantine record {record_id}", _name(record_id))
         return None if data is None else QuarantineRecord.from_data(orjson.loads(data))
 
     def delete(self, record_id: str) -> bool:
@@ -122,10 +140,6 @@ class BlobQuarantine:
         return len(self._call("count quarantine", lambda: list(self.container.list_blob_names(
             name_starts_with=PREFIX))))
 
-    # ---- plumbing ----------------------------------------------------------------------------------------
-    def _call(self, what: str, operation: Callable[[], T]) -> T:
-        return call_storage(self._container, what, "Blob Storage", operation)
-
 
 def _name(record_id: str) -> str:
     if not record_id or not all(c.isalnum() or c in "-_" for c in record_id):
@@ -133,45 +147,19 @@ def _name(record_id: str) -> str:
     return f"{PREFIX}{record_id}.json"
 
 
-DEFAULT_DEADLETTER_CONTAINER = "eventgrid-deadletter"
 
-
-class BlobDeadLetters:
+class BlobDeadLetters(_BlobContainer):
     """Event Grid's dead-letter container (infra/main.json: on the app's storage account), as a
     shared.doors.dead_letters.DeadLetterSource. Storage failures are TransientError, as for the quarantine."""
 
-    def __init__(self, container: ContainerClient) -> None:
-        self.container = container
-        self._container = CreateOnce(container.create_container, "dead-letter container")
-
-    @classmethod
-    def from_connection_string(cls, connection: str,
-                               container: str = DEFAULT_DEADLETTER_CONTAINER) -> BlobDeadLetters:
-        service = BlobServiceClient.from_connection_string(connection, **client_options(RETRY_SETTINGS, blob=True))
-        return cls(service.get_container_client(container))
-
-    @classmethod
-    def from_account(cls, account: str, container: str = DEFAULT_DEADLETTER_CONTAINER,
-                     credential: TokenCredential | None = None) -> BlobDeadLetters:
-        if credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            credential = DefaultAzureCredential()
-        service = BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential,
-                                    **client_options(RETRY_SETTINGS, blob=True))
-        return cls(service.get_container_client(container))
+    DEFAULT_CONTAINER = DEFAULT_DEADLETTER_CONTAINER
+    WHAT = "dead-letter container"
 
     def names(self) -> Iterator[str]:
         return iter(self._call("list dead-letters", lambda: list(self.container.list_blob_names())))
 
     def read(self, name: str) -> bytes | None:
-        def download() -> bytes | None:
-            try:
-                return bytes(self.container.download_blob(name).readall())
-            except ResourceNotFoundError:
-                return None
-
-        return self._call(f"read dead-letter {name}", download)
+        return self._download(f"read dead-letter {name}", name)
 
     def delete(self, name: str) -> None:
         def remove() -> None:
@@ -179,6 +167,3 @@ class BlobDeadLetters:
                 self.container.delete_blob(name)
 
         self._call(f"delete dead-letter {name}", remove)
-
-    def _call(self, what: str, operation: Callable[[], T]) -> T:
-        return call_storage(self._container, what, "Blob Storage", operation)

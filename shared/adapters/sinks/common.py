@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from shared.egress.ports import Delivery, Outgoing, Status
-from shared.errors import Code, ConfigError, Problem, TransientError
+from shared.egress.ports import SENT, Delivery, Outgoing, Status
+from shared.errors import Code, ConfigError, PermanentError, Problem, TransientError
 
+
+class SizedBatch(Protocol):
+    """What both SDKs' batches (EventDataBatch, ServiceBusMessageBatch) tell about their size limit."""
+
+    @property
+    def max_size_in_bytes(self) -> int: ...
+
+
+C = TypeVar("C")  # an SDK client
 B = TypeVar("B")  # an SDK batch
+SB = TypeVar("SB", bound=SizedBatch)  # an SDK batch, as send_in_batches needs it
 M = TypeVar("M")  # an SDK message
 
 AMQP_PREFIX = "cloudEvents:"  # the binding's prefix ADT itself uses; receivers accept it and "cloudEvents_"
@@ -51,6 +62,19 @@ def setting(env: Mapping[str, str], name: str, endpoint: str) -> str:
     return value
 
 
+def amqp_client(name: str, connection_setting: str | None, namespace: str | None, env: Mapping[str, str], *,
+                by_connection: Callable[[str], C], by_identity: Callable[[str, Any], C]) -> C:
+    """An Event Hubs or Service Bus client: ``by_identity(namespace, DefaultAzureCredential())`` (managed identity
+    in Azure), or ``by_connection(connection string)`` from the app setting ``connection_setting`` (local runs)."""
+    if connection_setting:
+        return by_connection(setting(env, connection_setting, name))
+    if namespace:
+        from azure.identity import DefaultAzureCredential
+
+        return by_identity(namespace, DefaultAzureCredential())
+    raise ConfigError(f"endpoint {name}", [Problem("namespace", "give namespace or connection_setting")])
+
+
 def unavailable(endpoint: str, exc: Exception) -> TransientError:
     return TransientError(Code.SINK_UNAVAILABLE, f"{endpoint}: {type(exc).__name__}: {exc}")
 
@@ -77,3 +101,44 @@ def fill_batches(indexes: Sequence[int], build: Callable[[int], M], new_batch: C
         pending.append(i)
     if pending:
         ship(batch, pending)
+
+
+def send_in_batches(endpoint: str, messages: Sequence[Outgoing], *, build: Callable[[Outgoing], M],
+                    new_batch: Callable[[str], SB], add: Callable[[SB, M], object], full: type[Exception],
+                    send: Callable[[SB], object], unavailable_errors: type[Exception],
+                    refused_errors: tuple[type[Exception], ...] = (), batch_name: str) -> list[Delivery]:
+    """One delivery per message, sent through an AMQP SDK's batches (Event Hubs, Service Bus): grouped per twin
+    (``new_batch`` gets the partition key), each group in as few batches as the size limit allows.
+
+    ``add`` raises ``full`` when the message does not fit; a message too large for an empty batch is REJECTED
+    (MESSAGE_TOO_LARGE). A send raising one of ``refused_errors`` rejects that batch's messages (the service refused
+    them); ``unavailable_errors`` stops the run and every message not yet sent becomes RETRY."""
+    deliveries: list[Delivery | None] = [None] * len(messages)
+
+    def fits(batch: SB, message: M) -> bool:
+        try:
+            add(batch, message)
+        except full:
+            return False
+        return True
+
+    def ship(batch: SB, pending: list[int]) -> None:
+        try:
+            send(batch)
+        except refused_errors as exc:
+            for i in pending:
+                deliveries[i] = Delivery(Status.REJECTED, PermanentError(Code.DELIVERY_REJECTED, str(exc)))
+            return
+        for i in pending:
+            deliveries[i] = SENT
+
+    def too_large(i: int, batch: SB) -> None:
+        deliveries[i] = Delivery(Status.REJECTED, PermanentError.at(
+            Code.MESSAGE_TOO_LARGE, "data", f"larger than {batch_name} ({batch.max_size_in_bytes} bytes)"))
+
+    try:
+        for key, indexes in by_partition(messages).items():
+            fill_batches(indexes, lambda i: build(messages[i]), partial(new_batch, key), fits, ship, too_large)
+    except unavailable_errors as exc:
+        return fail_rest(deliveries, unavailable(endpoint, exc))
+    return [d if d is not None else SENT for d in deliveries]

@@ -9,16 +9,14 @@ identity in Azure); a connection string from an app setting only for local runs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 from azure.eventhub import EventData, EventDataBatch, EventHubProducerClient
 from azure.eventhub.exceptions import EventDataError, EventHubError
 
-from shared.adapters.sinks.common import amqp_binding, by_partition, fail_rest, fill_batches, setting, unavailable
+from shared.adapters.sinks.common import amqp_binding, amqp_client, send_in_batches
 from shared.egress.config import EventHubEndpoint
-from shared.egress.ports import SENT, Delivery, Outgoing, Status
-from shared.errors import Code, ConfigError, PermanentError, Problem
+from shared.egress.ports import Delivery, Outgoing
 
 
 class Producer(Protocol):
@@ -48,50 +46,22 @@ class EventHubSink:
 
     @classmethod
     def from_endpoint(cls, name: str, endpoint: EventHubEndpoint, env: Mapping[str, str]) -> EventHubSink:
-        client: Any
-        if endpoint.connection_setting:
-            conn = setting(env, endpoint.connection_setting, name)
-            client = EventHubProducerClient.from_connection_string(conn, eventhub_name=endpoint.eventhub)
-        elif endpoint.namespace:
-            from azure.identity import DefaultAzureCredential
-
-            client = EventHubProducerClient(endpoint.namespace, endpoint.eventhub, DefaultAzureCredential())
-        else:
-            raise ConfigError(f"endpoint {name}", [Problem("namespace", "give namespace or connection_setting")])
-        return cls(name, client)
+        return cls(name, amqp_client(
+            name, endpoint.connection_setting, endpoint.namespace, env,
+            by_connection=lambda conn: EventHubProducerClient.from_connection_string(conn,
+                                                                                      eventhub_name=endpoint.eventhub),
+            by_identity=lambda namespace, credential: EventHubProducerClient(namespace, endpoint.eventhub,
+                                                                             credential)))
 
     def send(self, messages: Sequence[Outgoing]) -> list[Delivery]:
-        deliveries: list[Delivery | None] = [None] * len(messages)
-
-        def ship(batch: EventDataBatch, pending: list[int]) -> None:
-            try:
-                self.producer.send_batch(batch)
-            except EventDataError as exc:  # the service refused these events themselves
-                for i in pending:
-                    deliveries[i] = Delivery(Status.REJECTED, PermanentError(Code.DELIVERY_REJECTED, str(exc)))
-                return
-            for i in pending:
-                deliveries[i] = SENT
-
-        def too_large(i: int, batch: EventDataBatch) -> None:
-            deliveries[i] = Delivery(Status.REJECTED, PermanentError.at(
-                Code.MESSAGE_TOO_LARGE, "data", f"larger than an Event Hubs batch ({batch.max_size_in_bytes} bytes)"))
-
-        try:
-            for key, indexes in by_partition(messages).items():
-                fill_batches(indexes, lambda i: to_event_data(messages[i]),
-                             partial(self.producer.create_batch, partition_key=key), _add, ship, too_large)
-        except EventHubError as exc:
-            return fail_rest(deliveries, unavailable(self.name, exc))
-        return [d if d is not None else SENT for d in deliveries]
+        return send_in_batches(
+            self.name, messages, build=to_event_data,
+            new_batch=lambda key: self.producer.create_batch(partition_key=key),
+            add=lambda batch, data: batch.add(data), full=ValueError,  # what EventDataBatch.add raises when full
+            send=self.producer.send_batch, unavailable_errors=EventHubError,
+            refused_errors=(EventDataError,),  # the service refused these events themselves
+            batch_name="an Event Hubs batch")
 
     def close(self) -> None:
         self.producer.close()
 
-
-def _add(batch: EventDataBatch, data: EventData) -> bool:
-    try:
-        batch.add(data)
-    except ValueError:  # the batch is full
-        return False
-    return True

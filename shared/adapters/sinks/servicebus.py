@@ -13,10 +13,9 @@ from typing import Any, Protocol
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch
 from azure.servicebus.exceptions import MessageSizeExceededError, ServiceBusError
 
-from shared.adapters.sinks.common import amqp_binding, by_partition, fail_rest, fill_batches, setting, unavailable
+from shared.adapters.sinks.common import amqp_binding, amqp_client, send_in_batches
 from shared.egress.config import ServiceBusEndpoint
-from shared.egress.ports import SENT, Delivery, Outgoing, Status
-from shared.errors import Code, ConfigError, PermanentError, Problem
+from shared.egress.ports import Delivery, Outgoing
 
 
 class Sender(Protocol):
@@ -44,48 +43,24 @@ class ServiceBusSink:
 
     @classmethod
     def from_endpoint(cls, name: str, endpoint: ServiceBusEndpoint, env: Mapping[str, str]) -> ServiceBusSink:
-        client: Any
-        if endpoint.connection_setting:
-            client = ServiceBusClient.from_connection_string(setting(env, endpoint.connection_setting, name))
-        elif endpoint.namespace:
-            from azure.identity import DefaultAzureCredential
-
-            client = ServiceBusClient(endpoint.namespace, DefaultAzureCredential())
-        else:
-            raise ConfigError(f"endpoint {name}", [Problem("namespace", "give namespace or connection_setting")])
-        sender = (client.get_topic_sender(endpoint.topic) if endpoint.topic
-                  else client.get_queue_sender(endpoint.queue))
+        client = amqp_client(name, endpoint.connection_setting, endpoint.namespace, env,
+                             by_connection=ServiceBusClient.from_connection_string, by_identity=ServiceBusClient)
+        # The config holds exactly one of topic and queue (ServiceBusEndpoint._one_entity).
+        sender = (client.get_topic_sender(endpoint.topic) if endpoint.topic is not None
+                  else client.get_queue_sender(str(endpoint.queue)))
         return cls(name, sender, sessions=endpoint.sessions, client=client)
 
     def send(self, messages: Sequence[Outgoing]) -> list[Delivery]:
-        deliveries: list[Delivery | None] = [None] * len(messages)
-
-        def ship(batch: ServiceBusMessageBatch, pending: list[int]) -> None:
-            self.sender.send_messages(batch)
-            for i in pending:
-                deliveries[i] = SENT
-
-        def too_large(i: int, batch: ServiceBusMessageBatch) -> None:
-            deliveries[i] = Delivery(Status.REJECTED, PermanentError.at(
-                Code.MESSAGE_TOO_LARGE, "data", f"larger than a Service Bus batch ({batch.max_size_in_bytes} bytes)"))
-
-        try:
-            for indexes in by_partition(messages).values():
-                fill_batches(indexes, lambda i: to_message(messages[i], self.sessions),
-                             self.sender.create_message_batch, _add, ship, too_large)
-        except ServiceBusError as exc:
-            return fail_rest(deliveries, unavailable(self.name, exc))
-        return [d if d is not None else SENT for d in deliveries]
+        # Service Bus batches carry no partition key: grouping per twin only keeps each twin's messages together.
+        return send_in_batches(
+            self.name, messages, build=lambda message: to_message(message, self.sessions),
+            new_batch=lambda _key: self.sender.create_message_batch(),
+            add=lambda batch, message: batch.add_message(message), full=MessageSizeExceededError,
+            send=self.sender.send_messages, unavailable_errors=ServiceBusError,
+            batch_name="a Service Bus batch")
 
     def close(self) -> None:
         self.sender.close()
         if self._client is not None:
             self._client.close()
 
-
-def _add(batch: ServiceBusMessageBatch, message: ServiceBusMessage) -> bool:
-    try:
-        batch.add_message(message)
-    except MessageSizeExceededError:  # the batch is full
-        return False
-    return True

@@ -12,10 +12,8 @@ absolute values and are conditional on the ETag, so that resolves it either way.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -28,9 +26,8 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline import PipelineContext, PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
-from azure.core.utils import case_insensitive_dict
 from azure.digitaltwins.core import DigitalTwinsClient
 
 from shared.errors import Code, TransientError, TwinConflict, TwinMissing, TwinRejected
@@ -145,28 +142,22 @@ class CountingPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
             self.metrics.add(ADT_THROTTLED)
 
 
+# Only its Retry-After reading is used (RetryPolicy.get_retry_after): the wait azure-core's own retries honour.
+_RETRY_AFTER_READER = RetryPolicy(retry_total=0)
+
+
 def retry_after_seconds(response: Any) -> float | None:
-    """The wait a 429 asks for, read as azure-core reads it: ``Retry-After`` (seconds or an HTTP date), else
-    ``retry-after-ms`` / ``x-ms-retry-after-ms``; None when there is none or it cannot be read."""
-    headers = case_insensitive_dict(getattr(response, "headers", None) or {})
+    """The wait a 429 asks for (an HTTP response, or a pipeline response), read by azure-core as its retries read
+    it: ``Retry-After`` in seconds or as an HTTP date, else ``retry-after-ms`` / ``x-ms-retry-after-ms``; None when
+    there is none or it cannot be read."""
+    if not isinstance(response, PipelineResponse):
+        if getattr(response, "headers", None) is None:
+            return None
+        response = PipelineResponse(getattr(response, "request", None), response, PipelineContext(None))
     try:
-        if headers.get("retry-after"):
-            return parse_retry_after(headers["retry-after"])
-        for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-            if headers.get(name):
-                return parse_retry_after(headers[name]) / 1000
-    except (ValueError, TypeError):
+        return _RETRY_AFTER_READER.get_retry_after(response)
+    except (ValueError, TypeError, OverflowError):  # an unreadable value is no instruction: the caller backs off
         return None
-    return None
-
-
-def parse_retry_after(value: str) -> float:
-    """Seconds, or an HTTP date (RFC 9110 §10.2.3) turned into the seconds from now; never negative."""
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(when.tzinfo or UTC)).total_seconds())
 
 
 class ThrottleListener(SansIOHTTPPolicy):  # type: ignore[type-arg]
@@ -178,7 +169,7 @@ class ThrottleListener(SansIOHTTPPolicy):  # type: ignore[type-arg]
 
     def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:  # type: ignore[type-arg]
         if response.http_response.status_code == 429:
-            self.on_throttled(retry_after_seconds(response.http_response))
+            self.on_throttled(retry_after_seconds(response))
 
 
 class AdtTwinStore:
