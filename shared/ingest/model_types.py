@@ -30,6 +30,9 @@ class PropertyType:
     schema: str
     checker: Callable[[Any], bool] = accepts_any
     component_model: str | None = None  # set when this name is a Component
+    # The exact Python types of values ``checker`` accepts whatever they hold (e.g. int and float for a double;
+    # non-finite floats aside, which no twin takes): a caller may accept those without calling it.
+    sure_types: frozenset[type] = frozenset()
 
     def accepts(self, value: Any) -> bool:
         return self.checker(value)

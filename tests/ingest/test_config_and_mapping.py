@@ -1,6 +1,10 @@
 """Config validation at start-up and the device → twin mapping."""
 
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.errors import Code, ConfigError, PermanentError
 from shared.ingest.mapping import Mapper
@@ -173,3 +177,32 @@ def test_two_sources_for_one_property_are_a_config_error():
         Mapper(AppConfig.from_data({"telemetry": {"mode": "mapped", "fields": [
             {"source": "a", "property": "temperature"}, {"source": "b", "property": "temperature"}]}}), CATALOG)
     assert [p.path for p in caught.value.problems] == ["telemetry.fields[1].property"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(),
+                       st.text(max_size=5), st.lists(st.integers(), max_size=2),
+                       st.dictionaries(st.text(max_size=2), st.integers(), max_size=2)))
+def test_a_sure_type_is_only_ever_a_value_the_models_check_accepts(value):
+    """The mapper takes a value of a property's ``sure_types`` without calling its check: for every schema that
+    lists some, the check (and the engine's own validation of a twin) must accept each such value."""
+    from shared.adapters.twins.embedded import dtdl
+    from shared.adapters.twins.embedded.catalog import ModelCatalog
+    from shared.adapters.twins.embedded.errors import AdtError
+
+    catalog = ModelCatalog()
+    schemas = ("double", "float", "string", "boolean", "integer", "long", "date", "duration")
+    catalog.add({"@context": "dtmi:dtdl:context;3", "@id": "dtmi:test:Sure;1", "@type": "Interface", "contents": [
+        {"@type": "Property", "name": f"p{i}", "schema": s} for i, s in enumerate(schemas)]})
+    declared = catalog.declared("dtmi:test:Sure;1")
+    resolved = catalog.registry.resolved("dtmi:test:Sure;1")
+    assert declared is not None and resolved is not None
+    assert any(p.sure_types for p in declared.values())
+    for name, prop in declared.items():
+        if type(value) not in prop.sure_types or (isinstance(value, float) and not math.isfinite(value)):
+            continue
+        assert prop.accepts(value), (prop.schema, value)
+        try:
+            dtdl.check_value(resolved.properties[name], value, f"/{name}")
+        except AdtError as refused:
+            raise AssertionError(f"{prop.schema} refuses {value!r}: {refused}") from None

@@ -45,6 +45,7 @@ class CountingTwins:
         self.written_values: list[tuple[str, str, Any]] = []  # (twin, property, value) per successful write
         self.crash_after: int | None = None
         self.fail_after: int | None = None
+        self.injected = {"crashes": 0, "throttles": 0}  # faults that struck (raised), by kind
         self._lock = threading.Lock()
         self._delete_lock = threading.Lock()
 
@@ -56,10 +57,12 @@ class CountingTwins:
         with self._lock:
             if self.crash_after is not None:
                 if self.crash_after <= 0:
+                    self.injected["crashes"] += 1
                     raise Crash("instance died before this twin write")
                 self.crash_after -= 1
             if self.fail_after is not None:
                 if self.fail_after <= 0:
+                    self.injected["throttles"] += 1
                     raise TransientError(Code.ADT_THROTTLED, "injected: throttled past the budget")
                 self.fail_after -= 1
 

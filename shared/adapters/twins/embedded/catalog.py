@@ -85,7 +85,8 @@ class ModelCatalog:
         if cached is not None and cached[0] is resolved:
             self._declared[model_id] = (resolved, cached[1], generation)
             return cached[1]
-        props: dict[str, PropertyType] = {name: PropertyType(schema.kind, _checker(schema))
+        props: dict[str, PropertyType] = {name: PropertyType(schema.kind, _checker(schema),
+                                                             sure_types=_SURE_TYPES.get(schema.kind, frozenset()))
                                           for name, schema in resolved.properties.items()}
         props.update({name: PropertyType("Component", component_model=component)
                       for name, component in resolved.components.items()})
@@ -110,6 +111,11 @@ def _boolean(value: Any) -> bool:
 # The commonest schemas get a direct test (called per field of every event); the others ask check_value.
 _FAST: dict[str, Callable[[Any], bool]] = {"double": _number, "float": _number, "string": _string,
                                            "boolean": _boolean}
+
+
+# The types each fast check accepts whatever the value (a float's finiteness is the caller's own test).
+_SURE_TYPES: dict[str, frozenset[type]] = {"double": frozenset({int, float}), "float": frozenset({int, float}),
+                                           "string": frozenset({str}), "boolean": frozenset({bool})}
 
 
 def _checker(schema: Schema) -> Callable[[Any], bool]:

@@ -411,11 +411,12 @@ class TwinGraph:
             raise validation_failed(f"model {model_id} is not uploaded", "/$metadata/$model")
         return resolved
 
-    def _validate_twin(self, twin: Twin, resolved: dtdl.Resolved, only: set[str] | None = None) -> None:
+    def _validate_twin(self, twin: Twin, resolved: dtdl.Resolved, only: Iterable[str] | None = None) -> None:
         """Check the twin against its model; ``only`` limits the value checks to those top-level names."""
-        for key, value in twin.items():
-            if key.startswith("$") or (only is not None and key not in only):
+        for key in twin if only is None else [name for name in only if name in twin]:
+            if key.startswith("$"):
                 continue
+            value = twin[key]
             dtdl.check_name(key, f"/{key}")
             if key in resolved.components:
                 self._validate_component(key, resolved.components[key], value)
@@ -427,7 +428,8 @@ class TwinGraph:
         for name in resolved.components:
             if name not in twin:
                 raise validation_failed(f"component {name!r} is required", f"/{name}")
-        for key in twin["$metadata"] if only is None else only & twin["$metadata"].keys():
+        meta = twin["$metadata"]
+        for key in meta if only is None else [name for name in only if name in meta]:
             if not key.startswith("$") and key not in resolved.properties:
                 raise validation_failed(f"$metadata names {key!r}, not a property of {resolved.id}",
                                         f"/$metadata/{key}")
@@ -469,9 +471,13 @@ class TwinGraph:
             # readers hold it), so the ops change copies of the containers on their paths, not a copy of it all.
             updated = {**current, "$metadata": dict(current["$metadata"])}
             now = now_text()
-            touched: set[str] = set()
+            touched: dict[str, None] = {}  # the top-level names the ops reach, in op order (errors name the first)
+            applied_model = ""
             for op in ops:
-                self._apply_twin_op(updated, op, now, component, touched)
+                model = updated["$metadata"]["$model"]
+                if model != applied_model:  # resolved again only after an op replaced $model
+                    resolved, applied_model = self._resolved(model), model
+                self._apply_twin_op(updated, op, now, component, touched, resolved)
             model = updated["$metadata"]["$model"]
             resolved = self._resolved(model)
             # The stored twin was valid: only what the patch touched needs checking, unless the model changed.
@@ -490,13 +496,12 @@ class TwinGraph:
             return str(updated["$etag"])
 
     def _apply_twin_op(self, twin: Twin, op: dict[str, Any], now: str, component: str | None,
-                       touched: set[str]) -> None:
+                       touched: dict[str, None], resolved: dtdl.Resolved) -> None:
         kind, pointer = op["op"], op["path"]
         parts = _pointer(pointer)
         if component is not None:
             parts = [component, *parts]
-        touched.add(parts[1] if parts[0] == "$metadata" and len(parts) > 1 else parts[0])
-        resolved = self._resolved(twin["$metadata"]["$model"])
+        touched[parts[1] if parts[0] == "$metadata" and len(parts) > 1 else parts[0]] = None
         if parts[0] == "$metadata":
             _apply_metadata_op(twin, twin["$metadata"], parts[1:], op, now, pointer)
             return
@@ -836,7 +841,10 @@ def _check_patch(patch: Any) -> list[dict[str, Any]]:
 
 
 def _pointer(path: str) -> list[str]:
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+    parts = path[1:].split("/")
+    if "~" not in path:  # the common case: no escaped '/' or '~' (RFC 6901)
+        return parts
+    return [p.replace("~1", "/").replace("~0", "~") for p in parts]
 
 
 def _apply_value_op(root: dict[str, Any], parts: list[str], op: dict[str, Any], pointer: str) -> None:
