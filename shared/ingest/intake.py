@@ -53,8 +53,13 @@ class Intake:
         self._base64_json = config.telemetry.base64_json
         self._max_body = config.limits.max_body_bytes
 
-    def accept(self, raw: Any, size: int | None = None) -> Accepted | Filtered:
-        """Raises PermanentError (with code and field path) when the event must be quarantined."""
+    def not_after(self) -> int:
+        """The latest ordering timestamp (ticks) accepted now: now plus the allowed clock skew."""
+        return unix_to_ticks(self._clock()) + self._skew_ticks
+
+    def accept(self, raw: Any, size: int | None = None, not_after: int | None = None) -> Accepted | Filtered:
+        """Raises PermanentError (with code and field path) when the event must be quarantined. ``not_after``:
+        ``self.not_after()`` taken once for a batch (a clock read per event cost ~2 % of the benchmark)."""
         if type(raw) is Unparsable:  # an element of a body or file that is not JSON (shared/ingest/json_elements.py)
             raise PermanentError.at(Code.MALFORMED_JSON, f"line {raw.line}", raw.error)
         # Always serialized once, even when the door knows the size: what cannot be written as JSON (by the state
@@ -68,7 +73,7 @@ class Intake:
             if reason is not None:
                 return Filtered(envelope, reason)
         event = validate_event(raw, envelope)
-        self._check_not_future(event, envelope)
+        self._check_not_future(event, envelope, self.not_after() if not_after is None else not_after)
         check_subject(event)
         target = self._mapper.target(event)
         intent = self._intent(event, target)
@@ -76,9 +81,8 @@ class Intake:
             return Filtered(envelope, "no mapped telemetry fields")
         return Accepted(envelope, target, intent)
 
-    def _check_not_future(self, event: IotHubEvent, envelope: Envelope) -> None:
+    def _check_not_future(self, event: IotHubEvent, envelope: Envelope, limit: int) -> None:
         """An ordering timestamp beyond now + the allowed skew would win over every real event until that date."""
-        limit = unix_to_ticks(self._clock()) + self._skew_ticks
         if event.event_ticks > limit:
             self._future(envelope.names["time"], event.event_ticks)
         enqueued = event.enqueued_ticks

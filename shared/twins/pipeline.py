@@ -113,9 +113,10 @@ class Pipeline:
         seen: set[str] = set()
         lowered: dict[str, str] = {}
         accept = self.intake.accept
+        not_after = self.intake.not_after()  # one clock read per batch: a batch is delivered at one moment
         for index, raw in enumerate(events):
             try:
-                accepted = accept(raw, sizes[index] if sizes else None)
+                accepted = accept(raw, sizes[index] if sizes else None, not_after)
             except PermanentError as exc:
                 results[index] = quarantined.add(index, raw, exc)
                 continue

@@ -108,10 +108,10 @@ def test_an_unexpected_failure_in_intake_is_quarantined_not_raised(monkeypatch: 
     r = rig()
     real = r.pipeline.intake.accept
 
-    def flaky(raw, size=None):  # type: ignore[no-untyped-def]
+    def flaky(raw, size=None, not_after=None):  # type: ignore[no-untyped-def]
         if raw.get("id") == "boom":
             raise KeyError("a gap in intake's checks")
-        return real(raw, size)
+        return real(raw, size, not_after)
 
     monkeypatch.setattr(r.pipeline.intake, "accept", flaky)
     report = r.pipeline.process([factory.telemetry("d1", {"temperature": 1.0}, event_id="boom"),
