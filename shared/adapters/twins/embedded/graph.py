@@ -58,6 +58,9 @@ MAX_BODY_BYTES: Final = 32_768
 Twin = dict[str, Any]
 _PATCH_OPS: Final = frozenset({"add", "replace", "remove"})
 _RFC6902_OPS: Final = frozenset({"move", "copy", "test"})
+# Values stored as they are (immutable: no copy) and checked by one check_value call: TwinGraph._patch_properties.
+_PRIMITIVE_TYPES: Final = frozenset({str, int, float, bool, type(None)})
+_ABSENT: Final = object()
 
 
 _second: tuple[int, str] = (-1, "")  # (whole second, its text): strftime costs microseconds; once a second
@@ -465,35 +468,93 @@ class TwinGraph:
                 resolved = self._resolved(current["$metadata"]["$model"])
                 if component not in resolved.components:
                     raise not_found("ComponentNotFound", f"twin {twin_id} has no component {component!r}")
-            ops = _check_patch(patch)
-            _check_size(patch, "patch")
-            # Copy on write: the stored twin is never changed in place (a refused patch leaves it as it was, and
-            # readers hold it), so the ops change copies of the containers on their paths, not a copy of it all.
-            updated = {**current, "$metadata": dict(current["$metadata"])}
             now = now_text()
-            touched: dict[str, None] = {}  # the top-level names the ops reach, in op order (errors name the first)
-            applied_model = ""
-            for op in ops:
-                model = updated["$metadata"]["$model"]
-                if model != applied_model:  # resolved again only after an op replaced $model
-                    resolved, applied_model = self._resolved(model), model
-                self._apply_twin_op(updated, op, now, component, touched, resolved)
-            model = updated["$metadata"]["$model"]
-            resolved = self._resolved(model)
-            # The stored twin was valid: only what the patch touched needs checking, unless the model changed.
-            self._validate_twin(updated, resolved,
-                                None if model != current["$metadata"]["$model"] else touched)
+            updated = self._patch_properties(current, patch, now) if component is None else None
+            if updated is None:  # not the common shape, or something to refuse: the general path answers
+                updated = self._patch_any(current, patch, now, component)
             updated["$etag"] = new_etag()
             updated["$metadata"]["$lastUpdateTime"] = now
             prefix = f"/{component}" if component is not None else ""
             notification = None if not self._listeners else Notification(
                 "Microsoft.DigitalTwins.Twin.Update", twin_id,
                 {"modelId": updated["$metadata"]["$model"],
-                 "patch": [{**op, "path": prefix + op["path"]} for op in ops]},
+                 "patch": [{**op, "path": prefix + op["path"]} for op in patch]},
                 model_id=updated["$metadata"]["$model"])
             self._commit([("twin", twin_id, updated)], lambda: self._twins.__setitem__(twin_id, updated),
                          notification)
             return str(updated["$etag"])
+
+    def _patch_properties(self, current: Twin, patch: Any, now: str) -> Twin | None:
+        """The common patch, cheaply: add/replace/remove of top-level properties with primitive values on a twin
+        whose model has no components (what the app's twin writer sends for every telemetry batch). Returns the
+        patched copy, or None — having raised nothing and changed nothing — as soon as an op is of another shape
+        or would be refused; ``_patch_any`` then answers, so every error (code, message, path) has one source.
+
+        Each check below is what ``_check_patch``, ``_apply_twin_op`` and ``_validate_twin`` would do for such an
+        op, folded into one loop: a path naming a model property (one dict lookup) is a one-segment JSON Pointer
+        without escapes, ``$`` or components, and a name that passes check_name (DTDL names are ASCII, ≤ 512
+        characters: dtdl._LIMITS); a primitive value is stored as it is (nothing to copy); each value written is
+        checked against its schema, so the last one for each name — what the twin keeps — is valid."""
+        if type(patch) is not list:
+            return None
+        model = current["$metadata"]["$model"]
+        resolved = self.registry.resolved(model)
+        if resolved is None or resolved.components or model not in self._models:
+            return None  # model gone (ValidationFailed) or components (ops may reach into them): general path
+        properties = resolved.properties
+        # Copy on write, as _patch_any: the stored twin and its metadata entries are shared, never changed.
+        meta = dict(current["$metadata"])
+        updated = {**current, "$metadata": meta}
+        for op in patch:
+            if type(op) is not dict:
+                return None
+            kind, path = op.get("op"), op.get("path")
+            if type(path) is not str or path[:1] != "/":
+                return None
+            name = path[1:]
+            schema = properties.get(name)
+            if schema is None:
+                return None
+            if kind == "remove":
+                if name not in updated:
+                    return None
+                del updated[name]
+                meta.pop(name, None)
+                continue
+            if kind != "add" and (kind != "replace" or name not in updated):
+                return None
+            value = op.get("value", _ABSENT)
+            if type(value) not in _PRIMITIVE_TYPES:
+                return None  # absent, or a container (copied and checked field by field on the general path)
+            try:
+                dtdl.check_value(schema, value, path)
+            except AdtError:
+                return None
+            updated[name] = value
+            entry = meta.get(name)  # a new entry (the stored one is shared) that keeps the sourceTime (_touch)
+            meta[name] = {**(entry if isinstance(entry, dict) else {}), "lastUpdateTime": now}
+        _check_size(patch, "patch")  # the general path checks this right after the ops' shape: same answer
+        return updated
+
+    def _patch_any(self, current: Twin, patch: Any, now: str, component: str | None) -> Twin:
+        """Any patch, op by op (every shape ADT accepts, every refusal): the patched copy, or AdtError."""
+        ops = _check_patch(patch)
+        _check_size(patch, "patch")
+        # Copy on write: the stored twin is never changed in place (a refused patch leaves it as it was, and
+        # readers hold it), so the ops change copies of the containers on their paths, not a copy of it all.
+        updated = {**current, "$metadata": dict(current["$metadata"])}
+        touched: dict[str, None] = {}  # the top-level names the ops reach, in op order (errors name the first)
+        applied_model = ""
+        for op in ops:
+            model = updated["$metadata"]["$model"]
+            if model != applied_model:  # resolved again only after an op replaced $model
+                resolved, applied_model = self._resolved(model), model
+            self._apply_twin_op(updated, op, now, component, touched, resolved)
+        model = updated["$metadata"]["$model"]
+        resolved = self._resolved(model)
+        # The stored twin was valid: only what the patch touched needs checking, unless the model changed.
+        self._validate_twin(updated, resolved, None if model != current["$metadata"]["$model"] else touched)
+        return updated
 
     def _apply_twin_op(self, twin: Twin, op: dict[str, Any], now: str, component: str | None,
                        touched: dict[str, None], resolved: dtdl.Resolved) -> None:
