@@ -80,12 +80,12 @@ def now_text() -> str:
 # ETags: a random prefix per process and a counter, in a UUID's shape — unique across restarts (new prefix) and
 # several times cheaper than uuid4() per write.
 _ETAG_HEAD = uuid.uuid4().hex
+_ETAG_PREFIX: Final = f'W/"{_ETAG_HEAD[:8]}-{_ETAG_HEAD[8:12]}-{_ETAG_HEAD[12:16]}-{_ETAG_HEAD[16:20]}-'
 _etag_counter = itertools.count(1)
 
 
 def new_etag() -> str:
-    h = _ETAG_HEAD
-    return f'W/"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{next(_etag_counter):012x}"'
+    return f'{_ETAG_PREFIX}{next(_etag_counter):012x}"'
 
 
 def _clone(value: Any) -> Any:
@@ -181,6 +181,9 @@ class TwinGraph:
         self._routes: dict[str, EventRoute] = {}
         self.endpoints: frozenset[str] | None = frozenset(endpoints) if endpoints is not None else None
         self._listeners: list[Listener] = []
+        # model id → (its Resolved, "/<property>" → (name, schema)): _patch_properties looks an op's path up
+        # whole, without slicing it; rebuilt when the registry resolves the model anew (models changed).
+        self._property_paths: dict[str, tuple[dtdl.Resolved, dict[str, tuple[str, dtdl.Schema]]]] = {}
         self._load()
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -491,17 +494,22 @@ class TwinGraph:
         or would be refused; ``_patch_any`` then answers, so every error (code, message, path) has one source.
 
         Each check below is what ``_check_patch``, ``_apply_twin_op`` and ``_validate_twin`` would do for such an
-        op, folded into one loop: a path naming a model property (one dict lookup) is a one-segment JSON Pointer
-        without escapes, ``$`` or components, and a name that passes check_name (DTDL names are ASCII, ≤ 512
-        characters: dtdl._LIMITS); a primitive value is stored as it is (nothing to copy); each value written is
-        checked against its schema, so the last one for each name — what the twin keeps — is valid."""
+        op, folded into one loop: a path that is ``/`` and a model property's name (one dict lookup of the whole
+        path) is a one-segment JSON Pointer without escapes, ``$`` or components, and its name passes check_name
+        (DTDL names are ASCII letters, digits and _, ≤ 512 characters: dtdl._LIMITS); a primitive value is stored
+        as it is (nothing to copy); each value written is checked against its schema, so the last one for each
+        name — what the twin keeps — is valid; the model is unchanged, so nothing else needs checking."""
         if type(patch) is not list:
             return None
         model = current["$metadata"]["$model"]
         resolved = self.registry.resolved(model)
         if resolved is None or resolved.components or model not in self._models:
             return None  # model gone (ValidationFailed) or components (ops may reach into them): general path
-        properties = resolved.properties
+        cached = self._property_paths.get(model)
+        if cached is None or cached[0] is not resolved:
+            cached = self._property_paths[model] = (
+                resolved, {f"/{name}": (name, schema) for name, schema in resolved.properties.items()})
+        property_paths = cached[1]
         # Copy on write, as _patch_any: the stored twin and its metadata entries are shared, never changed.
         meta = dict(current["$metadata"])
         updated = {**current, "$metadata": meta}
@@ -509,12 +517,12 @@ class TwinGraph:
             if type(op) is not dict:
                 return None
             kind, path = op.get("op"), op.get("path")
-            if type(path) is not str or path[:1] != "/":
+            if type(path) is not str:
                 return None
-            name = path[1:]
-            schema = properties.get(name)
-            if schema is None:
+            found = property_paths.get(path)
+            if found is None:
                 return None
+            name, schema = found
             if kind == "remove":
                 if name not in updated:
                     return None
@@ -531,8 +539,12 @@ class TwinGraph:
             except AdtError:
                 return None
             updated[name] = value
-            entry = meta.get(name)  # a new entry (the stored one is shared) that keeps the sourceTime (_touch)
-            meta[name] = {**(entry if isinstance(entry, dict) else {}), "lastUpdateTime": now}
+            # A new entry (the stored one is shared) that keeps a sourceTime (_touch). Every entry the graph
+            # writes has a lastUpdateTime, so one of a single field has only that: a literal replaces it, cheaper
+            # than merging (measured: ~0.7k instructions an op).
+            entry = meta.get(name)
+            meta[name] = ({**entry, "lastUpdateTime": now} if type(entry) is dict and len(entry) > 1
+                          else {"lastUpdateTime": now})
         _check_size(patch, "patch")  # the general path checks this right after the ops' shape: same answer
         return updated
 
