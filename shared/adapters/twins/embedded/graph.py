@@ -513,38 +513,39 @@ class TwinGraph:
         # Copy on write, as _patch_any: the stored twin and its metadata entries are shared, never changed.
         meta = dict(current["$metadata"])
         updated = {**current, "$metadata": meta}
-        for op in patch:
-            if type(op) is not dict:
-                return None
-            kind, path = op.get("op"), op.get("path")
-            if type(path) is not str:
-                return None
-            found = property_paths.get(path)
-            if found is None:
-                return None
-            name, schema = found
-            if kind == "remove":
-                if name not in updated:
+        try:
+            for op in patch:
+                if type(op) is not dict:
                     return None
-                del updated[name]
-                meta.pop(name, None)
-                continue
-            if kind != "add" and (kind != "replace" or name not in updated):
-                return None
-            value = op.get("value", _ABSENT)
-            if type(value) not in _PRIMITIVE_TYPES:
-                return None  # absent, or a container (copied and checked field by field on the general path)
-            try:
+                path = op["path"]  # KeyError (no path, value): general path
+                if type(path) is not str:
+                    return None
+                found = property_paths.get(path)
+                if found is None:
+                    return None
+                name, schema = found
+                kind = op["op"]
+                if kind == "remove":
+                    if name not in updated:
+                        return None
+                    del updated[name]
+                    meta.pop(name, None)
+                    continue
+                if kind != "add" and (kind != "replace" or name not in updated):
+                    return None
+                value = op["value"]
+                if type(value) not in _PRIMITIVE_TYPES:
+                    return None  # a container: copied and checked field by field on the general path
                 dtdl.check_value(schema, value, path)
-            except AdtError:
-                return None
-            updated[name] = value
-            # A new entry (the stored one is shared) that keeps a sourceTime (_touch). Every entry the graph
-            # writes has a lastUpdateTime, so one of a single field has only that: a literal replaces it, cheaper
-            # than merging (measured: ~0.7k instructions an op).
-            entry = meta.get(name)
-            meta[name] = ({**entry, "lastUpdateTime": now} if type(entry) is dict and len(entry) > 1
-                          else {"lastUpdateTime": now})
+                updated[name] = value
+                # A new entry (the stored one is shared) that keeps a sourceTime (_touch). Every entry the graph
+                # writes has a lastUpdateTime, so one of a single field has only that: a literal replaces it,
+                # cheaper than merging (measured: ~0.7k instructions an op).
+                entry = meta.get(name)
+                meta[name] = ({**entry, "lastUpdateTime": now} if type(entry) is dict and len(entry) > 1
+                              else {"lastUpdateTime": now})
+        except (KeyError, AdtError):
+            return None
         _check_size(patch, "patch")  # the general path checks this right after the ops' shape: same answer
         return updated
 
