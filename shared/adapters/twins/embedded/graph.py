@@ -60,7 +60,6 @@ _PATCH_OPS: Final = frozenset({"add", "replace", "remove"})
 _RFC6902_OPS: Final = frozenset({"move", "copy", "test"})
 # Values stored as they are (immutable: no copy) and checked by one check_value call: TwinGraph._patch_properties.
 _PRIMITIVE_TYPES: Final = frozenset({str, int, float, bool, type(None)})
-_ABSENT: Final = object()
 
 
 _second: tuple[int, str] = (-1, "")  # (whole second, its text): strftime costs microseconds; once a second
@@ -501,6 +500,12 @@ class TwinGraph:
         name — what the twin keeps — is valid; the model is unchanged, so nothing else needs checking."""
         if type(patch) is not list:
             return None
+        try:
+            # First, unlike the general path (which checks the ops' shape first): what is not JSON (a lone
+            # surrogate, an integer beyond 64 bits) then never reaches check_value, whose errors differ.
+            _check_size(patch, "patch")
+        except AdtError:
+            return None
         model = current["$metadata"]["$model"]
         resolved = self.registry.resolved(model)
         if resolved is None or resolved.components or model not in self._models:
@@ -517,7 +522,7 @@ class TwinGraph:
             for op in patch:
                 if type(op) is not dict:
                     return None
-                path = op["path"]  # KeyError (no path, value): general path
+                path = op["path"]  # a missing field (path, op, value) is a KeyError: the general path answers
                 if type(path) is not str:
                     return None
                 found = property_paths.get(path)
@@ -544,9 +549,8 @@ class TwinGraph:
                 entry = meta.get(name)
                 meta[name] = ({**entry, "lastUpdateTime": now} if type(entry) is dict and len(entry) > 1
                               else {"lastUpdateTime": now})
-        except (KeyError, AdtError):
+        except (KeyError, AdtError):  # AdtError: a value check_value refuses (the general path finds it in order)
             return None
-        _check_size(patch, "patch")  # the general path checks this right after the ops' shape: same answer
         return updated
 
     def _patch_any(self, current: Twin, patch: Any, now: str, component: str | None) -> Twin:

@@ -88,6 +88,7 @@ TWINS = st.fixed_dictionaries({}, optional={"d": st.just(1.5), "s": st.just("x")
 @given(twin=TWINS, patch=st.lists(OPS | st.sampled_from([None, [], "add"]), max_size=9) | st.just({"op": "add"}))
 @example(twin={}, patch=[{"op": "add", "path": "/d", "value": 2**64}])  # not JSON: ValidationFailed
 @example(twin={}, patch=[{"op": "add", "path": "/s", "value": "y" * 4000}] * 9)  # 413
+@example(twin={}, patch=[{"op": "add", "path": "/s", "value": "\ud800" * 1100}])  # not UTF-8: not JSON
 def test_the_cheap_path_answers_as_the_general_path(twin: dict[str, Any], patch: Any) -> None:
     fast = outcome(twin, patch, general=False)
     assert fast == outcome(twin, patch, general=True)
