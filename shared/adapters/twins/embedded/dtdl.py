@@ -50,6 +50,7 @@ _LIMITS: Final = {
     3: {"extends": 12, "contents": 100_000, "name": 512, "depth": 8},
 }
 _EXTENDS_DEPTH: Final = 10
+_FLOAT_KINDS: Final = frozenset({"double", "float", "decimal"})
 
 _INT_RANGES: Final = {
     "integer": (-(2**31), 2**31 - 1),
@@ -458,12 +459,13 @@ def check_value(schema: Schema, value: Any, path: str) -> None:
     if isinstance(value, str) and len(value) * 4 > MAX_STRING_BYTES and len(value.encode()) > MAX_STRING_BYTES:
         raise validation_failed(f"{path}: string longer than {MAX_STRING_BYTES} bytes", path)
     ok: bool
-    if kind in _INT_RANGES:
+    # The kinds telemetry properties mostly have come first (the branches exclude each other: order is cost only).
+    if kind in _FLOAT_KINDS:
+        ok = (isinstance(value, float) and math.isfinite(value)) or (
+            isinstance(value, int) and not isinstance(value, bool))
+    elif kind in _INT_RANGES:
         low, high = _INT_RANGES[kind]
         ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-    elif kind in ("double", "float", "decimal"):
-        ok = (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and math.isfinite(value))
     elif kind == "boolean":
         ok = isinstance(value, bool)
     elif kind == "string":

@@ -58,6 +58,8 @@ MAX_BODY_BYTES: Final = 32_768
 Twin = dict[str, Any]
 _PATCH_OPS: Final = frozenset({"add", "replace", "remove"})
 _RFC6902_OPS: Final = frozenset({"move", "copy", "test"})
+# Values stored as they are (immutable: no copy) and checked by one check_value call: TwinGraph._patch_properties.
+_PRIMITIVE_TYPES: Final = frozenset({str, int, float, bool, type(None)})
 
 
 _second: tuple[int, str] = (-1, "")  # (whole second, its text): strftime costs microseconds; once a second
@@ -77,12 +79,12 @@ def now_text() -> str:
 # ETags: a random prefix per process and a counter, in a UUID's shape — unique across restarts (new prefix) and
 # several times cheaper than uuid4() per write.
 _ETAG_HEAD = uuid.uuid4().hex
+_ETAG_PREFIX: Final = f'W/"{_ETAG_HEAD[:8]}-{_ETAG_HEAD[8:12]}-{_ETAG_HEAD[12:16]}-{_ETAG_HEAD[16:20]}-'
 _etag_counter = itertools.count(1)
 
 
 def new_etag() -> str:
-    h = _ETAG_HEAD
-    return f'W/"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{next(_etag_counter):012x}"'
+    return f'{_ETAG_PREFIX}{next(_etag_counter):012x}"'
 
 
 def _clone(value: Any) -> Any:
@@ -178,6 +180,9 @@ class TwinGraph:
         self._routes: dict[str, EventRoute] = {}
         self.endpoints: frozenset[str] | None = frozenset(endpoints) if endpoints is not None else None
         self._listeners: list[Listener] = []
+        # model id → (its Resolved, "/<property>" → (name, schema)): _patch_properties looks an op's path up
+        # whole, without slicing it; rebuilt when the registry resolves the model anew (models changed).
+        self._property_paths: dict[str, tuple[dtdl.Resolved, dict[str, tuple[str, dtdl.Schema]]]] = {}
         self._load()
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -465,35 +470,108 @@ class TwinGraph:
                 resolved = self._resolved(current["$metadata"]["$model"])
                 if component not in resolved.components:
                     raise not_found("ComponentNotFound", f"twin {twin_id} has no component {component!r}")
-            ops = _check_patch(patch)
-            _check_size(patch, "patch")
-            # Copy on write: the stored twin is never changed in place (a refused patch leaves it as it was, and
-            # readers hold it), so the ops change copies of the containers on their paths, not a copy of it all.
-            updated = {**current, "$metadata": dict(current["$metadata"])}
             now = now_text()
-            touched: dict[str, None] = {}  # the top-level names the ops reach, in op order (errors name the first)
-            applied_model = ""
-            for op in ops:
-                model = updated["$metadata"]["$model"]
-                if model != applied_model:  # resolved again only after an op replaced $model
-                    resolved, applied_model = self._resolved(model), model
-                self._apply_twin_op(updated, op, now, component, touched, resolved)
-            model = updated["$metadata"]["$model"]
-            resolved = self._resolved(model)
-            # The stored twin was valid: only what the patch touched needs checking, unless the model changed.
-            self._validate_twin(updated, resolved,
-                                None if model != current["$metadata"]["$model"] else touched)
+            updated = self._patch_properties(current, patch, now) if component is None else None
+            if updated is None:  # not the common shape, or something to refuse: the general path answers
+                updated = self._patch_any(current, patch, now, component)
             updated["$etag"] = new_etag()
             updated["$metadata"]["$lastUpdateTime"] = now
             prefix = f"/{component}" if component is not None else ""
             notification = None if not self._listeners else Notification(
                 "Microsoft.DigitalTwins.Twin.Update", twin_id,
                 {"modelId": updated["$metadata"]["$model"],
-                 "patch": [{**op, "path": prefix + op["path"]} for op in ops]},
+                 "patch": [{**op, "path": prefix + op["path"]} for op in patch]},
                 model_id=updated["$metadata"]["$model"])
             self._commit([("twin", twin_id, updated)], lambda: self._twins.__setitem__(twin_id, updated),
                          notification)
             return str(updated["$etag"])
+
+    def _patch_properties(self, current: Twin, patch: Any, now: str) -> Twin | None:
+        """The common patch, cheaply: add/replace/remove of top-level properties with primitive values on a twin
+        whose model has no components (what the app's twin writer sends for every telemetry batch). Returns the
+        patched copy, or None — having raised nothing and changed nothing — as soon as an op is of another shape
+        or would be refused; ``_patch_any`` then answers, so every error (code, message, path) has one source.
+
+        Each check below is what ``_check_patch``, ``_apply_twin_op`` and ``_validate_twin`` would do for such an
+        op, folded into one loop: a path that is ``/`` and a model property's name (one dict lookup of the whole
+        path) is a one-segment JSON Pointer without escapes, ``$`` or components, and its name passes check_name
+        (DTDL names are ASCII letters, digits and _, ≤ 512 characters: dtdl._LIMITS); a primitive value is stored
+        as it is (nothing to copy); each value written is checked against its schema, so the last one for each
+        name — what the twin keeps — is valid; the model is unchanged, so nothing else needs checking."""
+        if type(patch) is not list:
+            return None
+        try:
+            # First, unlike the general path (which checks the ops' shape first): what is not JSON (a lone
+            # surrogate, an integer beyond 64 bits) then never reaches check_value, whose errors differ.
+            _check_size(patch, "patch")
+        except AdtError:
+            return None
+        model = current["$metadata"]["$model"]
+        resolved = self.registry.resolved(model)
+        if resolved is None or resolved.components or model not in self._models:
+            return None  # model gone (ValidationFailed) or components (ops may reach into them): general path
+        cached = self._property_paths.get(model)
+        if cached is None or cached[0] is not resolved:
+            cached = self._property_paths[model] = (
+                resolved, {f"/{name}": (name, schema) for name, schema in resolved.properties.items()})
+        property_paths = cached[1]
+        # Copy on write, as _patch_any: the stored twin and its metadata entries are shared, never changed.
+        meta = dict(current["$metadata"])
+        updated = {**current, "$metadata": meta}
+        try:
+            for op in patch:
+                if type(op) is not dict:
+                    return None
+                path = op["path"]  # a missing field (path, op, value) is a KeyError: the general path answers
+                if type(path) is not str:
+                    return None
+                found = property_paths.get(path)
+                if found is None:
+                    return None
+                name, schema = found
+                kind = op["op"]
+                if kind == "remove":
+                    if name not in updated:
+                        return None
+                    del updated[name]
+                    meta.pop(name, None)
+                    continue
+                if kind != "add" and (kind != "replace" or name not in updated):
+                    return None
+                value = op["value"]
+                if type(value) not in _PRIMITIVE_TYPES:
+                    return None  # a container: copied and checked field by field on the general path
+                dtdl.check_value(schema, value, path)
+                updated[name] = value
+                # A new entry (the stored one is shared) that keeps a sourceTime (_touch). Every entry the graph
+                # writes has a lastUpdateTime, so one of a single field has only that: a literal replaces it,
+                # cheaper than merging (measured: ~0.7k instructions an op).
+                entry = meta.get(name)
+                meta[name] = ({**entry, "lastUpdateTime": now} if type(entry) is dict and len(entry) > 1
+                              else {"lastUpdateTime": now})
+        except (KeyError, AdtError):  # AdtError: a value check_value refuses (the general path finds it in order)
+            return None
+        return updated
+
+    def _patch_any(self, current: Twin, patch: Any, now: str, component: str | None) -> Twin:
+        """Any patch, op by op (every shape ADT accepts, every refusal): the patched copy, or AdtError."""
+        ops = _check_patch(patch)
+        _check_size(patch, "patch")
+        # Copy on write: the stored twin is never changed in place (a refused patch leaves it as it was, and
+        # readers hold it), so the ops change copies of the containers on their paths, not a copy of it all.
+        updated = {**current, "$metadata": dict(current["$metadata"])}
+        touched: dict[str, None] = {}  # the top-level names the ops reach, in op order (errors name the first)
+        applied_model = ""
+        for op in ops:
+            model = updated["$metadata"]["$model"]
+            if model != applied_model:  # resolved again only after an op replaced $model
+                resolved, applied_model = self._resolved(model), model
+            self._apply_twin_op(updated, op, now, component, touched, resolved)
+        model = updated["$metadata"]["$model"]
+        resolved = self._resolved(model)
+        # The stored twin was valid: only what the patch touched needs checking, unless the model changed.
+        self._validate_twin(updated, resolved, None if model != current["$metadata"]["$model"] else touched)
+        return updated
 
     def _apply_twin_op(self, twin: Twin, op: dict[str, Any], now: str, component: str | None,
                        touched: dict[str, None], resolved: dtdl.Resolved) -> None:
