@@ -149,11 +149,15 @@ def validate_event(raw: dict[str, Any], envelope: Envelope) -> IotHubEvent:
     event: IotHubEvent
     if kind is Kind.TELEMETRY:
         system = data["systemProperties"]
-        try:
-            enqueued = parse_ticks(system["iothub-enqueuedtime"])
-        except ValueError as exc:
-            problems.append(Problem("data.systemProperties.iothub-enqueuedtime", str(exc)))
-            enqueued = 0
+        enqueued_text = system["iothub-enqueuedtime"]
+        if enqueued_text == envelope.time and not problems:
+            enqueued = event_ticks  # IoT Hub stamps a telemetry event's time with its enqueued time: read once
+        else:
+            try:
+                enqueued = parse_ticks(enqueued_text)
+            except ValueError as exc:
+                problems.append(Problem("data.systemProperties.iothub-enqueuedtime", str(exc)))
+                enqueued = 0
         event = IotHubEvent(envelope.id, envelope.topic, envelope.subject, envelope.event_type, kind, event_ticks,
                             system["iothub-connection-device-id"], system.get("iothub-connection-module-id") or None,
                             hub_name_of(envelope.topic), None, None, enqueued, data["body"],

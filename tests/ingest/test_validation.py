@@ -118,3 +118,21 @@ def test_field_paths_name_fields_of_the_event_never_pydantic_internals(where, va
         validate_event(raw, read_envelope(raw))
     assert [p.path for p in caught.value.problems] == [path]  # one problem per field, unions merged
     assert "[" not in caught.value.problems[0].path and "str" not in caught.value.problems[0].path.split(".")
+
+
+def test_a_telemetry_events_time_and_enqueued_time_are_read_each_and_both_reported_when_bad():
+    """The documented sample stamps eventTime with the enqueued time (the same text: read once); different texts
+    are each read, and the same bad text is reported at both paths."""
+    raw = load_event("device_telemetry")
+    assert raw["eventTime"] == raw["data"]["systemProperties"]["iothub-enqueuedtime"]
+    same = validate_event(raw, read_envelope(raw))
+    assert same.enqueued_ticks == same.event_ticks
+    later = dict(raw, eventTime="2019-01-07T20:58:31.5Z")
+    event = validate_event(later, read_envelope(later))
+    assert event.event_ticks - event.enqueued_ticks == 10_200_000  # 1.02 s in ticks: each text read on its own
+    for bad in ("not a time", "2019-13-07T20:58:30.48Z"):
+        broken = dict(raw, eventTime=bad, data={**raw["data"], "systemProperties": {
+            **raw["data"]["systemProperties"], "iothub-enqueuedtime": bad}})
+        with pytest.raises(PermanentError) as caught:
+            validate_event(broken, read_envelope(broken))
+        assert {p.path for p in caught.value.problems} == {"eventTime", "data.systemProperties.iothub-enqueuedtime"}

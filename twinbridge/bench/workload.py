@@ -150,7 +150,10 @@ class Workload:
             sysprops["iothub-content-encoding"] = "utf-8"
         properties = {"alert": "true"} if rng.random() < 0.1 else {}
         data = {"properties": properties, "systemProperties": sysprops, "body": payload}
-        return self._envelope("DeviceTelemetry", device, data, "")
+        event = self._envelope("DeviceTelemetry", device, data, "")
+        # IoT Hub's documented telemetry sample carries the enqueued time as the event's time, the same text.
+        event["eventTime"] = sysprops["iothub-enqueuedtime"]
+        return event
 
     def _connection(self, device: str, index: int) -> dict[str, Any]:
         self._sequence[index] += 1
