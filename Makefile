@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint typecheck demo bench clean runtime-test static-checks
+.PHONY: install test unit lint typecheck demo bench clean runtime-test static-checks suite
 
 # Installs go through uv (pinned in requirements-dev.txt, itself installed by pip from PyPI): it resolves and
 # installs the same pins as pip in seconds instead of half a minute per venv, which is most of a clean CI run.
@@ -78,13 +78,18 @@ static-checks: $(STAMP) $(CHECKOV_STAMP)
 	@# checkov's skips carry their reasons (docs/deploy.md); --skip-download: no call to the vendor's API
 	.venv-checkov/bin/checkov -d infra --framework arm --compact --quiet --skip-download
 
-# `make test` first installs everything side by side and runs the static checks while npm downloads Azurite (the
-# longest install: ~30-50 s on a clean clone; the venvs take seconds); each job's output is printed as one block.
+# `make test`: first everything it needs, installed side by side (npm's download of Azurite is the longest: 30-50 s
+# on a clean clone; the venvs take seconds); then the static checks, the suite and the real-runtime tier at once
+# (the suite mostly waits on servers and budgets; the other two need ~30 s of CPU). Each job's output is printed as
+# one block when it ends.
 TEST_TOOLS := install $(CHECKOV_STAMP) $(if $(PY313),$(STAMP313))
 test:
-	@$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_TOOLS) static-checks
+	@$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_TOOLS)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target static-checks suite runtime-test
+
+suite: install
+	@echo "== the suite: pytest $(PYTEST_WORKERS)"
 	@$(BIN)/python -m pytest -q $(PYTEST_WORKERS); $(PYTEST_OR_SAY)
-	@$(MAKE) --no-print-directory runtime-test
 
 unit: install
 	$(BIN)/python -m pytest -q -m "not integration"

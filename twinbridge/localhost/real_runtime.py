@@ -19,7 +19,9 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import shutil
 import sys
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -55,11 +57,21 @@ def compile_protos(out_dir: Path | None = None) -> ModuleType:
     target = (out_dir or APP_ROOT / ".run" / "rpc-protos") / digest
     generated = target / "FunctionRpc_pb2.py"
     if not generated.is_file():
-        target.mkdir(parents=True, exist_ok=True)
+        # Compiled aside and renamed into place: several processes (test workers, hosts) may compile at once, and
+        # none may import a file another is still writing.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{digest}-"))
         include = Path(protoc.__file__).resolve().parent / "_proto"  # google/protobuf/*.proto ship with grpc_tools
-        rc = protoc.main(["protoc", f"-I{PROTO_DIR}", f"-I{include}", f"--python_out={target}", str(PROTO_FILE)])
-        if rc != 0 or not generated.is_file():
+        rc = protoc.main(["protoc", f"-I{PROTO_DIR}", f"-I{include}", f"--python_out={scratch}", str(PROTO_FILE)])
+        if rc != 0 or not (scratch / generated.name).is_file():
+            shutil.rmtree(scratch, ignore_errors=True)
             raise RuntimeError(f"protoc failed ({rc}) compiling {PROTO_FILE}")
+        try:
+            scratch.rename(target)  # atomic; replaces an empty directory left by an older version of this code
+        except OSError:
+            shutil.rmtree(scratch, ignore_errors=True)  # another process put a complete copy there first
+        if not generated.is_file():
+            raise RuntimeError(f"no compiled {generated.name} in {target}")
     spec = importlib.util.spec_from_file_location("twinbridge_function_rpc_pb2", generated)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
