@@ -33,7 +33,7 @@ VENV313 := .venv313
 STAMP313 := $(VENV313)/.installed
 # Built from requirements.txt ALONE first and every app module imported (tests/runtime/import_all.py: a package
 # imported but not declared fails here), then the tier's own tooling is added (tests/runtime/requirements.txt).
-$(STAMP313): $(STAMP) requirements.txt tests/runtime/requirements.txt
+$(STAMP313): requirements.txt tests/runtime/requirements.txt | $(STAMP)
 	@test -n "$(PY313)" || { echo "no Python 3.13 found (pyenv root, python3.13 on PATH)" >&2; exit 1; }
 	rm -rf $(VENV313)
 	$(PY313) -m venv $(VENV313)
@@ -57,15 +57,15 @@ else
 	  tests/runtime; $(PYTEST_OR_SAY)
 endif
 
-# The README's test command: lint, type-check, then the whole suite once (unit, property, contract, integration),
-# on pytest-xdist workers, one more than the cores: much of the suite waits on sockets, servers and budgets, not the
+# The suite (`make suite`, part of `make test`): unit, property, contract and integration tests in one run, on
+# pytest-xdist workers, one more than the cores: much of the suite waits on sockets, servers and budgets, not the
 # CPU (measured on 2 cores: 150 s with 2 workers, 106 s with 3, 107 s with 4).
 PYTEST_WORKERS ?= -n $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 # pytest's exit code 5 (no test collected) means a broken suite here: say so, and fail.
 PYTEST_OR_SAY = rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; fi; exit $$rc
 # checkov 3.3.30 pins packaging<24 while pytest 9 needs packaging>=24: a venv of its own.
 CHECKOV_STAMP := .venv-checkov/.installed
-$(CHECKOV_STAMP): $(STAMP) requirements-checkov.txt
+$(CHECKOV_STAMP): requirements-checkov.txt | $(STAMP)
 	rm -rf .venv-checkov
 	$(PY) -m venv .venv-checkov
 	$(UV_INSTALL) .venv-checkov/bin/python -r requirements-checkov.txt

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parents[2]
+from shared.settings.environment import APP_ROOT
+
 READY_LINE = "Host listening on "
 
 
@@ -50,13 +51,12 @@ class HostChild:
         self.grace = grace
         self.process = subprocess.Popen(
             [python or sys.executable, "-m", "twinbridge", "host", "--port", str(port), "--settings", str(settings),
-             "--outputs", str(outputs)], cwd=REPO, env=dict(os.environ if env is None else env),
+             "--outputs", str(outputs)], cwd=APP_ROOT, env=dict(os.environ if env is None else env),
             stdout=subprocess.PIPE, stderr=self.log if self.log is not None else subprocess.DEVNULL,
             stdin=subprocess.DEVNULL)
         self.pid = self.process.pid
         self.url: str | None = None
-        self._ready = threading.Event()
-        self._closed = False
+        self._ready = threading.Event()  # set on the ready line, or when stdout closes (the child exited)
         threading.Thread(target=self._read, name=f"host-{self.pid}-stdout", daemon=True).start()
 
     def _read(self) -> None:
@@ -66,7 +66,6 @@ class HostChild:
             if line.startswith(READY_LINE):
                 self.url = line.removeprefix(READY_LINE)
                 self._ready.set()
-        self._closed = True
         self._ready.set()  # stdout closed: the child has exited (or closed it); wait_ready need not wait longer
 
     def wait_ready(self, timeout: float) -> str:
@@ -74,7 +73,7 @@ class HostChild:
         self._ready.wait(timeout)
         if self.url is None:
             exited = self.process.poll()
-            if exited is None and self._closed:  # its stdout closed as it exited: give the exit a moment to land
+            if exited is None and self._ready.is_set():  # stdout closed, no URL: let the exit land
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     exited = self.process.wait(timeout=5)
             self.stop()

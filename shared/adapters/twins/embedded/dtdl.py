@@ -127,6 +127,12 @@ class Resolved:
     properties: dict[str, Schema]
     components: dict[str, str]
     relationships: dict[str, Relationship]
+    # "/<property>" → (name, schema): the graph's cheap PATCH path looks an op's whole path up (no slicing).
+    property_paths: dict[str, tuple[str, Schema]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "property_paths",
+                           {f"/{name}": (name, schema) for name, schema in self.properties.items()})
 
 
 # ---- parsing ---------------------------------------------------------------------------------------------------
