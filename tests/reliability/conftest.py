@@ -3,12 +3,25 @@ the Event Grid trigger door's group commit and the write pacer on (issue 19; ``h
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from tests.reliability import harness
+from tests.reliability import figures, harness
 
 
 @pytest.fixture(params=["direct", "paced"])
-def delivery(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def delivery(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setattr(harness, "PACED", request.param == "paced")
-    return str(request.param)
+    monkeypatch.setattr(harness, "BUILT", [])
+    monkeypatch.setattr(harness, "REMOTE_PACED", [])
+    if request.param == "paced":
+        monkeypatch.setattr(figures, "VARIANT", " [group commit + pacer]")
+    yield str(request.param)
+    for pipeline in harness.BUILT:
+        pipeline.commit.close()  # its flusher thread: one per pipeline, hundreds per stateful run
+    runs = [(p.commit.batches, p.paced.stats.sent) for p in harness.BUILT] + harness.REMOTE_PACED
+    if request.param == "paced":  # the paced run really went through the group commit and the pacer
+        assert sum(batches for batches, _ in runs) > 0 and sum(sent for _, sent in runs) > 0, runs
+    else:
+        assert not runs

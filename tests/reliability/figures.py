@@ -12,14 +12,15 @@ from typing import Any
 
 import orjson
 
-from tests.reliability import harness
-
 FIGURES = Path(__file__).resolve().parents[2] / ".run" / "reliability-figures.json"
 
 
+# Appended to every figure's name while a test runs a variant (tests/reliability/conftest.py: the paced runs).
+VARIANT = ""
+
+
 def report(name: str, **values: Any) -> None:
-    if harness.PACED:
-        name += " [group commit + pacer]"
+    name += VARIANT
     print(f"\n[figure] {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
     with open(FIGURES.with_suffix(".lock"), "w") as lock:

@@ -19,6 +19,7 @@ from shared.settings.app_config import AppConfig
 from shared.settings.throughput import ThroughputSettings
 from shared.twins.group_commit import GroupCommit
 from shared.twins.pipeline import BatchReport, Pipeline
+from shared.twins.write_pacer import PacedTwinStore
 from shared.wiring import build_pipeline, embedded_twin_store, pace
 from tests.support import event_factory as factory
 
@@ -140,16 +141,21 @@ def new_graph() -> EmbeddedTwinStore:
 # dispatched as the host dispatches an array — one concurrent submission per event to a GroupCommit — with a per-twin
 # rate low enough to make writes queue.
 PACED = False
+BUILT: list[CoalescedPipeline] = []  # the paced pipelines a test built: the fixture checks and closes them
+REMOTE_PACED: list[tuple[int, int]] = []  # (group-commit batches, paced writes sent) of those built in other processes
 PACED_LIMITS = ThroughputSettings(twin_writes_per_second=200, patches_per_second=100_000, reads_per_second=100_000,
                                   creates_deletes_per_second=100_000)
 
 
 class CoalescedPipeline:
-    """A pipeline whose ``process`` goes through a GroupCommit as the trigger door's invocations do."""
+    """A pipeline whose ``process`` goes through a GroupCommit as the trigger door's invocations do; its twins
+    behind the write pacer (``paced``)."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, paced: PacedTwinStore) -> None:
         self.pipeline = pipeline
+        self.paced = paced
         self.commit = GroupCommit(pipeline.process, window=0.001, max_wait=0.01)
+        BUILT.append(self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.pipeline, name)
@@ -167,9 +173,9 @@ class CoalescedPipeline:
 
 def make_pipeline(twins: TwinStore, state: StateStore, *, concurrency: int = 1) -> Pipeline:
     if PACED:
-        pipeline = build_pipeline(CONFIG, pace(twins, PACED_LIMITS), catalog=CATALOG, state=state,
-                                  max_concurrency=concurrency)
-        return CoalescedPipeline(pipeline)  # type: ignore[return-value]
+        paced = pace(twins, PACED_LIMITS)
+        pipeline = build_pipeline(CONFIG, paced, catalog=CATALOG, state=state, max_concurrency=concurrency)
+        return CoalescedPipeline(pipeline, paced)  # type: ignore[return-value]
     return build_pipeline(CONFIG, twins, catalog=CATALOG, state=state, max_concurrency=concurrency)
 
 

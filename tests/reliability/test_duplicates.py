@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from shared.adapters.state.memory import MemoryStateStore
 from shared.adapters.state.table import TableStateStore
 from shared.ports import StateStore
+from tests.reliability import harness
 from tests.reliability.figures import report
 from tests.reliability.harness import (
     Connection,
@@ -160,7 +161,8 @@ TwinManager.register("Twins", callable=_make_counting_twins,
 
 
 def _worker(connection: str, table: str, twins: Any, events: list[dict[str, Any]], times: int, start: Any,
-            results: Any) -> None:
+            results: Any, paced: bool) -> None:
+    harness.PACED = paced  # a spawned process imports the harness afresh: the delivery fixture's setting is not here
     store = TableStateStore.from_connection_string(connection, table)
     pipeline = make_pipeline(twins, store, concurrency=1)
     start.wait()
@@ -169,7 +171,9 @@ def _worker(connection: str, table: str, twins: Any, events: list[dict[str, Any]
         for _ in range(times):
             for result in pipeline.process([event]).results:
                 outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
-    results.put(outcomes)
+    for built in harness.BUILT:
+        built.commit.close()
+    results.put((outcomes, [(b.commit.batches, b.paced.stats.sent) for b in harness.BUILT]))
 
 
 @pytest.mark.integration
@@ -183,10 +187,12 @@ def test_r1_duplicates_from_two_processes(azurite: Azurite, table_name: str) -> 
         start = ctx.Barrier(2)
         results = ctx.Queue()
         workers = [ctx.Process(target=_worker, args=(azurite.connection_string, table_name, twins, events, times,
-                                                     start, results)) for _ in range(2)]
+                                                     start, results, harness.PACED)) for _ in range(2)]
         for w in workers:
             w.start()
-        outcomes = [results.get(timeout=120) for _ in workers]
+        answers = [results.get(timeout=120) for _ in workers]
+        outcomes = [o for o, _ in answers]
+        harness.REMOTE_PACED.extend(run for _, runs in answers for run in runs)
         for w in workers:
             w.join(timeout=60)
             assert w.exitcode == 0
