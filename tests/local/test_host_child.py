@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -20,14 +19,10 @@ def settings(path: Path, values: dict[str, str]) -> Path:
     return path
 
 
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("TWINBRIDGE_", "ADT_", "AzureWebJobs"))}
-
-
 def test_it_serves_at_the_url_it_printed_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     values = {"TWINBRIDGE_STATE_STORE": "memory", "TWINBRIDGE_QUARANTINE": "memory",
               "AzureWebJobs.route_twin_changes_eventhub.Disabled": "true"}
-    child = HostChild(settings(tmp_path / "local.settings.json", values), tmp_path / "outputs", env=clean_env(),
+    child = HostChild(settings(tmp_path / "local.settings.json", values), tmp_path / "outputs",
                       log=tmp_path / "host.log")
     try:
         url = child.wait_ready(60)
@@ -44,7 +39,7 @@ def test_it_serves_at_the_url_it_printed_and_stops_cleanly_on_sigterm(tmp_path: 
 def test_a_host_that_cannot_start_is_reported_with_its_log_and_is_stopped(tmp_path: Path) -> None:
     broken = tmp_path / "local.settings.json"
     broken.write_bytes(b"{")
-    child = HostChild(broken, tmp_path / "outputs", env=clean_env(), log=tmp_path / "host.log")
+    child = HostChild(broken, tmp_path / "outputs", log=tmp_path / "host.log")
     with pytest.raises(RuntimeError, match=r"did not start \(exit 1\); see .*host\.log"):
         child.wait_ready(60)
     assert child.process.poll() == 1
@@ -52,7 +47,7 @@ def test_a_host_that_cannot_start_is_reported_with_its_log_and_is_stopped(tmp_pa
 
 
 def test_a_host_not_serving_in_time_is_stopped(tmp_path: Path) -> None:
-    child = HostChild(settings(tmp_path / "local.settings.json", {}), tmp_path / "outputs", env=clean_env())
+    child = HostChild(settings(tmp_path / "local.settings.json", {}), tmp_path / "outputs")
     with pytest.raises(RuntimeError, match=r"not serving after 0\.01 s"):
         child.wait_ready(0.01)  # the interpreter alone takes longer than this to start
     assert child.process.returncode in (0, -signal.SIGTERM)  # stopped by its own pid, whether it had its handler

@@ -10,8 +10,9 @@ import time
 import pytest
 
 from twinbridge.localhost import real_runtime
+from twinbridge.localhost.child import READY_LINE, app_free_env
 
-_LISTENING = re.compile(r"Host listening on (\S+)")
+_LISTENING = re.compile(re.escape(READY_LINE) + r"(\S+)")
 
 
 def skip_without_real_runtime() -> None:
@@ -26,7 +27,7 @@ def skip_without_real_runtime() -> None:
 
 def host_env() -> dict[str, str]:
     """This environment without the app's settings: a host child reads them from its --settings file only."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TWINBRIDGE_") and k != "ADT_URL"}
+    return app_free_env()
 
 
 def host_url(process: subprocess.Popen[str], timeout: float = 60.0) -> str | None:

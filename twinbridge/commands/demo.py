@@ -67,9 +67,7 @@ def host_label() -> str:
 def start_host(settings: Path, outputs: Path, log_path: Path, port: int = 0) -> HostChild:
     """``python -m twinbridge host`` as a child (on :func:`host_python`); its log goes to a file, its URL comes from
     stdout. The app's own settings come from ``settings`` only: none are inherited from this environment."""
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith(("TWINBRIDGE_", "AzureWebJobs")) or k in ("ADT_URL",))}
-    return HostChild(settings, outputs, port=port, env=env, log=log_path, python=host_python())
+    return HostChild(settings, outputs, port=port, log=log_path, python=host_python())
 
 
 def write_settings(path: Path, run_dir: Path, storage: str | None, topic: str,

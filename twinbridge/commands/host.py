@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twinbridge.localhost.child import READY_LINE
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     def announce() -> None:
         print("Functions:", *describe(running), sep="\n", flush=True)
-        print(f"Host listening on {running.url}", flush=True)  # what a parent waits for (localhost/child.py)
+        print(f"{READY_LINE}{running.url}", flush=True)  # what a parent waits for (localhost/child.py)
 
     try:
         wait_for_stop_signal(announce)

@@ -21,6 +21,13 @@ from urllib.parse import urlsplit
 from shared.settings.environment import APP_ROOT
 
 READY_LINE = "Host listening on "
+# The app's own settings (and the Functions host's): a host child reads them from its --settings file only.
+_APP_SETTING_PREFIXES = ("TWINBRIDGE_", "ADT_", "WEBHOOK_", "AzureWebJobs")
+
+
+def app_free_env() -> dict[str, str]:
+    """This process's environment without the app's settings (the default environment of a HostChild)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(_APP_SETTING_PREFIXES)}
 
 
 def stop_child(process: subprocess.Popen[Any], log: IO[Any] | None = None, grace: float = 15.0) -> None:
@@ -40,7 +47,7 @@ class HostChild:
     """One ``python -m twinbridge host --port PORT --settings SETTINGS --outputs OUTPUTS`` child.
 
     ``port`` 0: the host picks a free one (read back from its URL). ``env``: the child's whole environment (default:
-    this process's). ``log``: a file for its stderr (default: discarded). ``python``: the interpreter (default: this
+    ``app_free_env()``). ``log``: a file for its stderr (default: discarded). ``python``: the interpreter (default: this
     one). ``grace``: seconds between SIGTERM and SIGKILL when stopping.
     """
 
@@ -51,7 +58,7 @@ class HostChild:
         self.grace = grace
         self.process = subprocess.Popen(
             [python or sys.executable, "-m", "twinbridge", "host", "--port", str(port), "--settings", str(settings),
-             "--outputs", str(outputs)], cwd=APP_ROOT, env=dict(os.environ if env is None else env),
+             "--outputs", str(outputs)], cwd=APP_ROOT, env=app_free_env() if env is None else dict(env),
             stdout=subprocess.PIPE, stderr=self.log if self.log is not None else subprocess.DEVNULL,
             stdin=subprocess.DEVNULL)
         self.pid = self.process.pid
