@@ -29,6 +29,7 @@ DOCUMENTED_PATH = [  # docs/architecture.md, "One telemetry event", in first-cal
     "shared/adapters/twins/embedded/graph.py", "shared/adapters/state/memory.py", "shared/twins/freshness.py",
     "shared/twins/patch_plan.py",
 ]
+DOCUMENTED_TRANSITIONS = 54  # file-to-file steps along that path (docs/architecture.md)
 
 
 def test_one_telemetry_event_takes_the_documented_path() -> None:
@@ -63,3 +64,4 @@ def test_one_telemetry_event_takes_the_documented_path() -> None:
     files = list(dict.fromkeys(order))
     print(f"\n{len(files)} project files, {len(order) - 1} file-to-file transitions")
     assert files == DOCUMENTED_PATH
+    assert len(order) - 1 == DOCUMENTED_TRANSITIONS

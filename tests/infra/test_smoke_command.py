@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import responses
-from azure.core.credentials import AccessToken
 
 from shared.adapters.twins.adt import AdtTwinStore
 from shared.ingest.validation import read_envelope, validate_event
 from tests.support import event_factory as factory
+from tests.support.fake_adt import FakeCredential
 from twinbridge.cli import build_parser
 from twinbridge.commands import smoke
 
 APP = "https://tb-func.azurewebsites.net"
 ADT = "https://tb-adt.api.weu.digitaltwins.azure.net"
-
-
-class StaticCredential:
-    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
-        return AccessToken("token", int(time.time()) + 3600)
 
 
 def _args(*extra: str) -> Any:
@@ -57,7 +51,7 @@ def test_sends_with_the_system_key_and_waits_for_the_twin(monkeypatch: pytest.Mo
     responses.add(responses.GET, f"{twin_url}/incomingrelationships", json={"value": []})
     responses.add(responses.DELETE, twin_url, status=204)
 
-    code = smoke.run(_args("--cleanup"), twins=AdtTwinStore.from_url(ADT, StaticCredential()))
+    code = smoke.run(_args("--cleanup"), twins=AdtTwinStore.from_url(ADT, FakeCredential()))
     out = capsys.readouterr().out
     assert code == 0, out
     assert "OK twin smoke-1 Connected (dtmi:twinbridge:IoTDevice;1)" in out and "deleted twin smoke-1" in out
@@ -75,7 +69,7 @@ def test_fails_when_the_twin_never_appears(monkeypatch: pytest.MonkeyPatch, caps
     responses.add(responses.POST, f"{APP}/runtime/webhooks/eventgrid", status=202)
     responses.add(responses.GET, f"{ADT}/digitaltwins/smoke-1", status=404,
                   json={"error": {"code": "DigitalTwinNotFound", "message": ""}})
-    assert smoke.run(_args(), twins=AdtTwinStore.from_url(ADT, StaticCredential())) == 1
+    assert smoke.run(_args(), twins=AdtTwinStore.from_url(ADT, FakeCredential())) == 1
     assert "FAIL twin smoke-1 missing" in capsys.readouterr().err
 
 
@@ -84,7 +78,7 @@ def test_a_refused_key_stops_before_polling(monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv(smoke.KEY_VARIABLE, "wrong")
     responses.add(responses.POST, f"{APP}/runtime/webhooks/eventgrid", status=401)
-    assert smoke.run(_args(), twins=AdtTwinStore.from_url(ADT, StaticCredential())) == 1
+    assert smoke.run(_args(), twins=AdtTwinStore.from_url(ADT, FakeCredential())) == 1
     assert "answered 401" in capsys.readouterr().err
 
 

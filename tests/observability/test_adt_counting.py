@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 import orjson
 import pytest
 import responses
-from azure.core.credentials import AccessToken
 
 from shared.adapters.twins.adt import RETRY_SETTINGS, AdtTwinStore, CountingPolicy
 from shared.errors import TransientError
 from shared.observability import ADT_CALLS, ADT_RETRIED, ADT_THROTTLED, METRICS, Metrics
+from tests.support.fake_adt import FakeCredential
 
 URL = "https://counting.api.wus2.digitaltwins.azure.net"
 TWIN = {"$dtId": "dev-1", "$etag": 'W/"1"', "$metadata": {"$model": "dtmi:twinbridge:IoTDevice;1"}}
-
-
-class StaticCredential:
-    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
-        return AccessToken("token", int(time.time()) + 3600)
 
 
 def _throttled() -> dict[str, object]:
@@ -31,7 +24,7 @@ def _throttled() -> dict[str, object]:
 @responses.activate
 def test_one_call_throttled_once_then_retried() -> None:
     metrics = Metrics()
-    store = AdtTwinStore.from_url(URL, StaticCredential(), per_retry_policies=[CountingPolicy(metrics)])
+    store = AdtTwinStore.from_url(URL, FakeCredential(), per_retry_policies=[CountingPolicy(metrics)])
     responses.add(responses.GET, f"{URL}/digitaltwins/dev-1", **_throttled())
     responses.add(responses.GET, f"{URL}/digitaltwins/dev-1", json=TWIN, headers={"ETag": 'W/"1"'})
     assert store.get_twin("dev-1") is not None
@@ -43,7 +36,7 @@ def test_one_call_throttled_once_then_retried() -> None:
 @responses.activate
 def test_throttled_past_the_budget_counts_every_attempt() -> None:
     metrics = Metrics()
-    store = AdtTwinStore.from_url(URL, StaticCredential(), per_retry_policies=[CountingPolicy(metrics)])
+    store = AdtTwinStore.from_url(URL, FakeCredential(), per_retry_policies=[CountingPolicy(metrics)])
     retries = RETRY_SETTINGS["retry_total"]
     for _ in range(retries + 1):
         responses.add(responses.GET, f"{URL}/digitaltwins/dev-1", **_throttled())
@@ -58,7 +51,7 @@ def test_throttled_past_the_budget_counts_every_attempt() -> None:
 @responses.activate
 def test_the_default_store_counts_into_the_process_counters() -> None:
     before = METRICS.total(ADT_CALLS)
-    store = AdtTwinStore.from_url(URL, StaticCredential())
+    store = AdtTwinStore.from_url(URL, FakeCredential())
     responses.add(responses.GET, f"{URL}/digitaltwins/missing", status=404,
                   json={"error": {"code": "DigitalTwinNotFound", "message": "no"}})
     assert store.get_twin("missing") is None

@@ -35,6 +35,8 @@ class FakeCredential:
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         return AccessToken("fake-token", int(time.time()) + 3600)
+
+
 _TWIN = re.compile(r"^/digitaltwins/([^/]+)$")
 _RELS = re.compile(r"^/digitaltwins/([^/]+)/relationships$")
 _REL = re.compile(r"^/digitaltwins/([^/]+)/relationships/([^/]+)$")
