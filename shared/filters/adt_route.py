@@ -111,7 +111,7 @@ class BoolConst:
 Node = Compare | Func | BoolOp | BoolConst
 
 
-class _Parser(TokenCursor[Token]):
+class _Parser(TokenCursor):
     error_type = RouteFilterSyntaxError
 
     def __init__(self, text: str) -> None:

@@ -101,7 +101,7 @@ def _word(text: str, i: int) -> Token:
 
 # kinds: NUM STR PATH KW OP ( ) [ ] , EOF; '-' is an operator, so number literals carry no sign
 _LEXICON: Final = Lexicon(punct="()[],", ops=("<=", ">=", "!=", "<>", "=", "<", ">", "+", "-", "*", "/", "%"),
-                          name_chars="_-$", word=_word, special=_not_alone)
+                          word=_word, special=_not_alone)
 
 
 def _lex_path(text: str, i: int) -> tuple[list[str | int], int]:
@@ -210,7 +210,7 @@ _FUNCTIONS: dict[str, tuple[int, int | None]] = {
 # parser (recursive descent, precedence climbing)
 
 
-class _Parser(TokenCursor[Token]):
+class _Parser(TokenCursor):
     def __init__(self, text: str) -> None:
         super().__init__(text, tokenize(text, _LEXICON))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar
 
 __all__ = [
     "CompiledExpression",
@@ -60,12 +60,12 @@ class Lexicon:
     (``<>`` is read as ``!=``). ``signs``: signs a number literal may carry (where ``-`` is not an operator).
     ``hex_numbers``: whether ``0x…`` literals exist. ``name_chars``: what a name may contain besides letters and
     digits (it starts with a letter, ``$``, ``_`` or one of ``name_starts``). ``word``: scans a name into a token
-    instead (paths and keywords). ``special``: tried first at every position; a token, or None to go on.
-    ``error``: the language's syntax error type."""
+    instead (paths and keywords; ``name_chars`` is then unused). ``special``: tried first at every position; a
+    token, or None to go on. ``error``: the language's syntax error type."""
 
     punct: str
     ops: tuple[str, ...]
-    name_chars: str
+    name_chars: str = ""
     signs: str = ""
     hex_numbers: bool = True
     name_starts: str = ""
@@ -131,34 +131,26 @@ def _starts_number(text: str, i: int, signs: str) -> bool:
     return text[j : j + 1].isdigit()
 
 
-class _Positioned(Protocol):
-    @property
-    def pos(self) -> int: ...
-
-
-TokenT = TypeVar("TokenT", bound=_Positioned)
-
-
-class TokenCursor(Generic[TokenT]):
+class TokenCursor:
     """A recursive-descent parser's position in its tokens (the last one is EOF), for the three languages'
     parsers. ``error`` builds the parser's own syntax error at a token's position."""
 
     error_type: ClassVar[type[QuerySyntaxError]] = QuerySyntaxError
 
-    def __init__(self, text: str, toks: list[TokenT]) -> None:
+    def __init__(self, text: str, toks: list[Token]) -> None:
         self.text = text
         self.toks = toks
         self.i = 0
 
-    def peek(self) -> TokenT:
+    def peek(self) -> Token:
         return self.toks[self.i]
 
-    def take(self) -> TokenT:
+    def take(self) -> Token:
         t = self.toks[self.i]
         self.i += 1
         return t
 
-    def error(self, message: str, tok: TokenT | None = None) -> QuerySyntaxError:
+    def error(self, message: str, tok: Token | None = None) -> QuerySyntaxError:
         return self.error_type(message, (tok or self.peek()).pos, self.text)
 
 

@@ -152,7 +152,7 @@ class Query:
     where: Any
 
 
-class _Parser(TokenCursor[Token]):
+class _Parser(TokenCursor):
     def __init__(self, text: str) -> None:
         super().__init__(text, tokenize(text, _LEXICON))
         self.and_or = 0
