@@ -1,4 +1,5 @@
-"""What the doors share: binding objects → the plain data the app takes (no decisions here, no app state)."""
+"""What the doors share: binding objects → the plain data the app takes, and the one Event Hubs batch door
+(trigger, retry policy) both Event Hubs functions declare; no decisions here, no app state."""
 
 from __future__ import annotations
 

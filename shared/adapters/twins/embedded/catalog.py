@@ -85,9 +85,7 @@ class ModelCatalog:
         if cached is not None and cached[0] is resolved:
             self._declared[model_id] = (resolved, cached[1], generation)
             return cached[1]
-        props: dict[str, PropertyType] = {name: PropertyType(schema.kind, _checker(schema),
-                                                             sure_types=_SURE_TYPES.get(schema.kind, frozenset()))
-                                          for name, schema in resolved.properties.items()}
+        props: dict[str, PropertyType] = {name: _property_type(schema) for name, schema in resolved.properties.items()}
         props.update({name: PropertyType("Component", component_model=component)
                       for name, component in resolved.components.items()})
         self._declared[model_id] = (resolved, props, generation)
@@ -108,21 +106,22 @@ def _boolean(value: Any) -> bool:
     return value is None or isinstance(value, bool)
 
 
-# The commonest schemas get a direct test (called per field of every event); the others ask check_value.
-_FAST: dict[str, Callable[[Any], bool]] = {"double": _number, "float": _number, "string": _string,
-                                           "boolean": _boolean}
+# The commonest schemas get a direct test (called per field of every event), with the exact types it accepts
+# whatever the value (a float's finiteness is the caller's own test); the others ask check_value.
+_FAST: dict[str, tuple[Callable[[Any], bool], frozenset[type]]] = {
+    "double": (_number, frozenset({int, float})), "float": (_number, frozenset({int, float})),
+    "string": (_string, frozenset({str})), "boolean": (_boolean, frozenset({bool})),
+}
 
 
-# The types each fast check accepts whatever the value (a float's finiteness is the caller's own test).
-_SURE_TYPES: dict[str, frozenset[type]] = {"double": frozenset({int, float}), "float": frozenset({int, float}),
-                                           "string": frozenset({str}), "boolean": frozenset({bool})}
+def _property_type(schema: Schema) -> PropertyType:
+    fast = _FAST.get(schema.kind)
+    if fast is not None:
+        return PropertyType(schema.kind, fast[0], sure_types=fast[1])
+    return PropertyType(schema.kind, _checker(schema))
 
 
 def _checker(schema: Schema) -> Callable[[Any], bool]:
-    fast = _FAST.get(schema.kind)
-    if fast is not None:
-        return fast
-
     def accepts(value: Any) -> bool:
         try:
             check_value(schema, value, "")
