@@ -48,7 +48,6 @@ import orjson
 from shared.adapters.twins.embedded import TwinGraph
 from shared.adapters.twins.embedded.graph import Notification
 from shared.adapters.twins.embedded.notifications import DEFAULT_TOPIC, in_schema, to_amqp, to_cloudevent
-from shared.filters.adt_route import RouteFilter, compile_route_filter
 
 log = logging.getLogger("twinbridge.adt.endpoints")
 
@@ -376,31 +375,20 @@ class RouteDispatcher:
         self.host = host
         self.stats: Counter[str] = Counter()
         self.senders = {name: _Sender(endpoint, self.stats) for name, endpoint in endpoints.items()}
-        self._routes: list[dict[str, Any]] | None = None  # the routes ``_plan`` was made from
-        self._plan: list[tuple[dict[str, Any], RouteFilter, _Sender | None]] = []
         graph.subscribe(self._on_change)
-
-    def _routing(self) -> list[tuple[dict[str, Any], RouteFilter, _Sender | None]]:
-        """(route, compiled filter, sender) per event route, worked out again only when the routes changed. The graph
-        tells listeners about twin changes, not route changes, so its route list (a few small dicts) is compared."""
-        routes = self.graph.list_event_routes()
-        if routes != self._routes:
-            self._plan = [(route, compile_route_filter(route["filter"]), self.senders.get(route["endpointName"]))
-                          for route in routes]
-            self._routes = routes
-        return self._plan
 
     def _on_change(self, change: Notification) -> None:
         """Runs under the graph's lock right after the commit: match and queue, nothing slow."""
         event = to_cloudevent(change, self.host)
         self.stats["notifications"] += 1
-        for route, matcher, sender in self._routing():
-            if not matcher.matches(event):
+        for route in self.graph.event_routes():  # their filters compiled by the graph when each route was put
+            if not route.compiled.matches(event):
                 continue
+            sender = self.senders.get(route.endpoint_name)
             if sender is None:
                 self.stats["unknown_endpoint"] += 1
-                log.warning("event route %s names endpoint %r, which --endpoints does not define", route["id"],
-                            route["endpointName"])
+                log.warning("event route %s names endpoint %r, which --endpoints does not define", route.id,
+                            route.endpoint_name)
                 continue
             sender.count("queued")
             sender.lane_for(change.twin_id).put(event)  # the twin the notification is about: what orders lanes

@@ -853,12 +853,15 @@ class TwinGraph:
                 raise not_found("EventRouteNotFound", f"event route {route_id} was not found")
             self._commit([("route", route_id, None)], lambda: self._routes.pop(route_id))
 
+    def event_routes(self) -> list[EventRoute]:
+        """The event routes, each with its filter compiled once when it was put."""
+        with self._lock:
+            return list(self._routes.values())
+
     def routes_for(self, notification: Notification, host: str = "localhost") -> list[EventRoute]:
         """The routes whose filter matches ``notification`` (what an event route delivery would send)."""
         attributes = notification.attributes(host)
-        with self._lock:
-            routes = list(self._routes.values())
-        return [r for r in routes if r.compiled.matches(attributes)]
+        return [r for r in self.event_routes() if r.compiled.matches(attributes)]
 
     # ---- query -----------------------------------------------------------------------------------------------
     def query(self, text: str) -> list[Any]:
