@@ -20,8 +20,9 @@ def delivery(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     yield str(request.param)
     for pipeline in harness.BUILT:
         pipeline.commit.close()  # its flusher thread: one per pipeline, hundreds per stateful run
-    runs = [(p.commit.batches, p.paced.stats.sent) for p in harness.BUILT] + harness.REMOTE_PACED
-    if request.param == "paced":  # the paced run really went through the group commit and the pacer
-        assert sum(batches for batches, _ in runs) > 0 and sum(sent for _, sent in runs) > 0, runs
+    runs = [(p.commit.batches, p.paced.stats.sent, p.paced.stats.waited_seconds) for p in harness.BUILT]
+    runs += harness.REMOTE_PACED
+    if request.param == "paced":  # the paced run really went through the group commit and the pacer, and queued
+        assert all(sum(run[i] for run in runs) > 0 for i in range(3)), runs
     else:
         assert not runs

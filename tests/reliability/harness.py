@@ -142,8 +142,9 @@ def new_graph() -> EmbeddedTwinStore:
 # rate low enough to make writes queue.
 PACED = False
 BUILT: list[CoalescedPipeline] = []  # the paced pipelines a test built: the fixture checks and closes them
-REMOTE_PACED: list[tuple[int, int]] = []  # (group-commit batches, paced writes sent) of those built in other processes
-PACED_LIMITS = ThroughputSettings(twin_writes_per_second=200, patches_per_second=100_000, reads_per_second=100_000,
+# (group-commit batches, paced writes sent, seconds writes waited) of those built in other processes
+REMOTE_PACED: list[tuple[int, int, float]] = []
+PACED_LIMITS = ThroughputSettings(twin_writes_per_second=400, patches_per_second=100_000, reads_per_second=100_000,
                                   creates_deletes_per_second=100_000)
 
 

@@ -173,7 +173,8 @@ def _worker(connection: str, table: str, twins: Any, events: list[dict[str, Any]
                 outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
     for built in harness.BUILT:
         built.commit.close()
-    results.put((outcomes, [(b.commit.batches, b.paced.stats.sent) for b in harness.BUILT]))
+    runs = [(b.commit.batches, b.paced.stats.sent, b.paced.stats.waited_seconds) for b in harness.BUILT]
+    results.put((outcomes, runs))
 
 
 @pytest.mark.integration
